@@ -1,0 +1,177 @@
+import { randomBytes } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormats from 'ajv-formats';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
+import type { Config } from '../config.js';
+import type { Store } from '../store/db.js';
+import { VERSION } from '../version.js';
+import { ApiError, fieldErrorsFromSchema } from './errors.js';
+import { healthRoutes } from './routes/health.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { webhookRoutes } from './routes/webhooks.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+export interface AppOptions {
+  config: Config;
+  store: Store;
+  logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
+}
+
+/** Log lines never carry keys: `?api_key=` is cut from logged URLs, headers are not logged. */
+function redactUrl(url: string): string {
+  return url.replace(/([?&]api_key=)[^&]*/gi, '$1[redacted]');
+}
+
+export function loggerOptions(level: string): FastifyServerOptions['logger'] {
+  return {
+    level,
+    serializers: {
+      req: (req) => ({ method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip }),
+    },
+  };
+}
+
+/** Body fields are checked strictly; query strings and path parameters are coerced from text. */
+function validators() {
+  const body = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: false, strict: false });
+  const text = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, strict: false });
+  addFormats.default(body);
+  addFormats.default(text);
+  return { body, text };
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { config, store } = options;
+  const app = Fastify({
+    ...(options.logger && typeof options.logger === 'object' && 'child' in options.logger
+      ? { loggerInstance: options.logger as FastifyBaseLogger }
+      : { logger: options.logger ?? false }),
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: false,
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && SANE_REQUEST_ID.test(incoming)
+        ? incoming
+        : `req_${randomBytes(12).toString('base64url')}`;
+    },
+    trustProxy: false,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const ajv = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? ajv.body : ajv.text).compile(schema),
+  );
+
+  // An empty JSON body (a DELETE sent with a JSON content type) is no body, not an error.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    parseJson(request, body as string, done);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('X-Request-Id', request.id);
+  });
+
+  app.setErrorHandler(
+    (error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
+      const meta = { request_id: request.id };
+      if (error instanceof ApiError) {
+        reply.headers(error.headers);
+        const body = error.fieldErrors
+          ? { error: error.message, errors: error.fieldErrors, meta }
+          : { error: error.message, meta };
+        return reply.code(error.statusCode).send(body);
+      }
+      if (error.validation) {
+        const errors = fieldErrorsFromSchema(error.validation as Parameters<typeof fieldErrorsFromSchema>[0]);
+        return reply.code(422).send({ error: 'Validation failed', errors, meta });
+      }
+      switch (error.code) {
+        case 'FST_ERR_CTP_INVALID_JSON_BODY':
+          return reply.code(400).send({ error: 'Malformed JSON in request body.', meta });
+        case 'FST_ERR_CTP_BODY_TOO_LARGE':
+          return reply.code(413).send({ error: `Request body is larger than ${BODY_LIMIT} bytes.`, meta });
+        case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+          return reply.code(415).send({ error: 'Content-Type must be application/json.', meta });
+      }
+      if (error instanceof SyntaxError && error.statusCode === 400) {
+        return reply.code(400).send({ error: 'Malformed JSON in request body.', meta });
+      }
+      if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+        return reply.code(error.statusCode).send({ error: error.message, meta });
+      }
+      request.log.error({ err: error }, 'request failed');
+      return reply.code(500).send({ error: 'Internal server error', meta });
+    },
+  );
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: 'Resource not found', meta: { request_id: request.id } }),
+  );
+
+  // Every route's methods, so that another method on the same path answers 405 with `Allow`.
+  const methodsByUrl = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    const set = methodsByUrl.get(route.url) ?? new Set<string>();
+    for (const method of [route.method].flat()) set.add(method);
+    methodsByUrl.set(route.url, set);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'PlanDocket Webhooks API',
+        version: VERSION,
+        description:
+          'Register HTTPS endpoints for PlanDocket events. Requires the Business plan or higher, the ' +
+          "'webhooks' feature flag and an API key with the 'webhooks' scope.",
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        },
+      },
+      security: [{ bearer: [] }, { apiKeyHeader: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/api/v1/openapi.json' } });
+
+  await app.register(healthRoutes(store));
+  await app.register(webhookRoutes(config, store));
+  await app.register(tenantRoutes(config, store));
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  for (const [url, methods] of methodsByUrl) {
+    if (!url.startsWith('/api/') && !url.startsWith('/internal/')) continue;
+    const allow = METHODS.filter((m) => methods.has(m)).join(', ');
+    const others = METHODS.filter((m) => !methods.has(m));
+    app.route({
+      method: others,
+      url,
+      schema: { hide: true },
+      handler: async (request, reply) =>
+        reply
+          .code(405)
+          .header('Allow', allow)
+          .send({ error: `Method ${request.method} is not allowed here.`, meta: { request_id: request.id } }),
+    });
+  }
+  return app;
+}

@@ -1,0 +1,58 @@
+import type { FastifyRequest } from 'fastify';
+import { decryptSecret } from '../domain/secrets.js';
+import type { ApiKey, Tenant } from '../store/tenants.js';
+import type { Webhook } from '../store/webhooks.js';
+
+/** Stored rows -> the API's JSON: RFC 3339 times, no internal columns. */
+
+export const iso = (ms: number) => new Date(ms).toISOString();
+export const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
+
+export function meta(request: FastifyRequest, extra: Record<string, unknown> = {}) {
+  return { request_id: request.id, ...extra };
+}
+
+export function presentWebhook(webhook: Webhook, secretsKey?: Buffer) {
+  return {
+    id: webhook.id,
+    name: webhook.name,
+    url: webhook.url,
+    events: webhook.events,
+    is_active: webhook.is_active,
+    retry_count: webhook.retry_count,
+    timeout_seconds: webhook.timeout_seconds,
+    last_triggered_at: isoOrNull(webhook.last_triggered_at),
+    last_success_at: isoOrNull(webhook.last_success_at),
+    last_failure_at: isoOrNull(webhook.last_failure_at),
+    failure_count: webhook.failure_count,
+    ...(secretsKey && { secret: decryptSecret(secretsKey, webhook.secret_ciphertext) }),
+    created_at: iso(webhook.created_at),
+    updated_at: iso(webhook.updated_at),
+    headers: webhook.headers,
+    disabled_reason: webhook.disabled_reason,
+  };
+}
+
+export function presentApiKey(key: ApiKey) {
+  return {
+    id: key.id,
+    name: key.name,
+    scopes: key.scopes,
+    key_prefix: key.key_prefix,
+    created_at: iso(key.created_at),
+    last_used_at: isoOrNull(key.last_used_at),
+  };
+}
+
+export function presentTenant(tenant: Tenant, keys?: ApiKey[]) {
+  return {
+    id: tenant.id,
+    slug: tenant.slug,
+    name: tenant.name,
+    plan: tenant.plan,
+    features: tenant.features,
+    created_at: iso(tenant.created_at),
+    updated_at: iso(tenant.updated_at),
+    ...(keys && { api_keys: keys.map(presentApiKey) }),
+  };
+}

@@ -1,0 +1,131 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Config } from '../../config.js';
+import { apiKeyPrefix, generateApiKey, hashApiKey } from '../../domain/secrets.js';
+import type { Store } from '../../store/db.js';
+import {
+  createApiKey,
+  createTenant,
+  findTenantBySlug,
+  listApiKeys,
+  revokeApiKey,
+  type Tenant as TenantRecord,
+  updateTenant,
+} from '../../store/tenants.js';
+import { operatorAuth } from '../auth.js';
+import { notFound, parseId, validationFailed } from '../errors.js';
+import { iso, meta, presentTenant } from '../present.js';
+import {
+  CreateApiKeyBody,
+  CreatedApiKey,
+  CreateTenantBody,
+  ErrorBody,
+  envelope,
+  KeyParams,
+  SlugParams,
+  Tenant,
+  UpdateTenantBody,
+} from '../schemas.js';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody };
+const dedupe = (list: string[]) => [...new Set(list)];
+
+/** The operator API: tenants and their API keys, behind the admin token. Not in the public docs. */
+export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
+  async function tenantOr404(slug: string): Promise<TenantRecord> {
+    const tenant = await findTenantBySlug(store, slug);
+    if (!tenant) throw notFound();
+    return tenant;
+  }
+
+  return async (app) => {
+    app.addHook('onRequest', operatorAuth(config));
+    const schema = { hide: true, tags: ['Operators'] };
+
+    app.post(
+      '/internal/v1/tenants',
+      { schema: { ...schema, body: CreateTenantBody, response: { 201: envelope(Tenant), ...errors } } },
+      async (request, reply) => {
+        const { features = [], ...rest } = request.body;
+        const tenant = await createTenant(store, { ...rest, features: dedupe(features) });
+        if (!tenant) throw validationFailed({ slug: ['The slug has already been taken.'] });
+        reply.code(201).header('Location', `/internal/v1/tenants/${tenant.slug}`);
+        return { data: presentTenant(tenant), meta: meta(request) };
+      },
+    );
+
+    app.get(
+      '/internal/v1/tenants/:slug',
+      { schema: { ...schema, params: SlugParams, response: { 200: envelope(Tenant), ...errors } } },
+      async (request) => {
+        const tenant = await tenantOr404(request.params.slug);
+        return { data: presentTenant(tenant, await listApiKeys(store, tenant.id)), meta: meta(request) };
+      },
+    );
+
+    app.patch(
+      '/internal/v1/tenants/:slug',
+      {
+        schema: {
+          ...schema,
+          params: SlugParams,
+          body: UpdateTenantBody,
+          response: { 200: envelope(Tenant), ...errors },
+        },
+      },
+      async (request) => {
+        const { features, ...rest } = request.body;
+        const tenant = await updateTenant(store, request.params.slug, {
+          ...rest,
+          ...(features && { features: dedupe(features) }),
+        });
+        if (!tenant) throw notFound();
+        return { data: presentTenant(tenant), meta: meta(request) };
+      },
+    );
+
+    app.post(
+      '/internal/v1/tenants/:slug/api-keys',
+      {
+        schema: {
+          ...schema,
+          params: SlugParams,
+          body: CreateApiKeyBody,
+          response: { 201: envelope(CreatedApiKey), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const tenant = await tenantOr404(request.params.slug);
+        const key = generateApiKey();
+        const created = await createApiKey(store, {
+          tenant_id: tenant.id,
+          name: request.body.name,
+          scopes: dedupe(request.body.scopes) as typeof request.body.scopes,
+          key_hash: hashApiKey(key),
+          key_prefix: apiKeyPrefix(key),
+        });
+        reply.code(201);
+        return {
+          data: {
+            id: created.id,
+            name: created.name,
+            scopes: created.scopes,
+            key,
+            created_at: iso(created.created_at),
+          },
+          meta: meta(request),
+        };
+      },
+    );
+
+    app.delete(
+      '/internal/v1/tenants/:slug/api-keys/:id',
+      { schema: { ...schema, params: KeyParams, response: { 204: Type.Null(), ...errors } } },
+      async (request, reply) => {
+        const tenant = await tenantOr404(request.params.slug);
+        if (!(await revokeApiKey(store, tenant.id, parseId(request.params.id)))) throw notFound();
+        return reply.code(204).send(null);
+      },
+    );
+  };
+}

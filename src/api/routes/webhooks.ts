@@ -1,0 +1,199 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ErrorObject } from 'ajv';
+import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import type { Config } from '../../config.js';
+import { AddressPolicy } from '../../domain/address-policy.js';
+import { EVENT_TYPES } from '../../domain/events.js';
+import { encryptSecret, generateWebhookSecret } from '../../domain/secrets.js';
+import {
+  checkWebhookFields,
+  defaultName,
+  mergeErrors,
+  RETRY_COUNT,
+  type TargetRules,
+  TIMEOUT_SECONDS,
+  type WebhookFields,
+} from '../../domain/webhook-rules.js';
+import type { Store } from '../../store/db.js';
+import {
+  createWebhook,
+  deleteWebhook,
+  findWebhook,
+  listWebhooks,
+  updateWebhook,
+  type Webhook as WebhookRecord,
+} from '../../store/webhooks.js';
+import { tenantAuth } from '../auth.js';
+import { fieldErrorsFromSchema, notFound, parseId, validationFailed } from '../errors.js';
+import { meta, presentWebhook } from '../present.js';
+import {
+  CreateWebhookBody,
+  ErrorBody,
+  EventType,
+  envelope,
+  IdParams,
+  ListWebhooksQuery,
+  UpdateWebhookBody,
+  Webhook,
+  WebhookList,
+  WebhookWithSecret,
+} from '../schemas.js';
+
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  413: ErrorBody,
+  422: ErrorBody,
+  429: ErrorBody,
+};
+
+/** The public Webhooks API: `/api/v1/webhooks`. */
+export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
+  const rules: TargetRules = {
+    policy: new AddressPolicy(config.allowedTargetCidrs),
+    allowHttp: config.allowHttpTargets,
+  };
+
+  /** Schema errors and the webhook rules' errors together, so that one 422 lists every problem. */
+  function checked(request: FastifyRequest): WebhookFields {
+    const { fields, errors: ruleErrors } = checkWebhookFields(request.body, rules);
+    const schemaErrors = request.validationError
+      ? fieldErrorsFromSchema(request.validationError.validation as ErrorObject[])
+      : {};
+    const all = mergeErrors(schemaErrors, ruleErrors);
+    if (Object.keys(all).length > 0) throw validationFailed(all);
+    return fields;
+  }
+
+  async function found(tenantId: number, rawId: string): Promise<WebhookRecord> {
+    const webhook = await findWebhook(store, tenantId, parseId(rawId));
+    if (!webhook) throw notFound();
+    return webhook;
+  }
+
+  return async (app) => {
+    app.addHook('onRequest', tenantAuth(config, store, 'webhooks'));
+    const tags = ['Webhooks'];
+
+    app.get(
+      '/api/v1/webhooks',
+      {
+        schema: {
+          tags,
+          summary: 'List all webhooks',
+          querystring: ListWebhooksQuery,
+          response: { 200: WebhookList, ...errors },
+        },
+      },
+      async (request) => {
+        const { page, per_page, is_active, event } = request.query;
+        const { webhooks, total } = await listWebhooks(
+          store,
+          request.tenant.id,
+          { ...(is_active !== undefined && { is_active }), ...(event !== undefined && { event }) },
+          { offset: (page - 1) * per_page, limit: per_page },
+        );
+        return {
+          data: webhooks.map((w) => presentWebhook(w)),
+          meta: meta(request, { page, per_page, total, total_pages: Math.ceil(total / per_page) }),
+        };
+      },
+    );
+
+    app.get(
+      '/api/v1/webhooks/events',
+      {
+        schema: {
+          tags,
+          summary: 'List available event types',
+          response: { 200: envelope(Type.Array(EventType)), ...errors },
+        },
+      },
+      async (request) => ({ data: EVENT_TYPES, meta: meta(request) }),
+    );
+
+    app.get(
+      '/api/v1/webhooks/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Retrieve a single webhook',
+          params: IdParams,
+          response: { 200: envelope(WebhookWithSecret), ...errors },
+        },
+      },
+      async (request) => ({
+        data: presentWebhook(await found(request.tenant.id, request.params.id), config.secretsKey),
+        meta: meta(request),
+      }),
+    );
+
+    app.post(
+      '/api/v1/webhooks',
+      {
+        attachValidation: true,
+        schema: {
+          tags,
+          summary: 'Create a new webhook',
+          body: CreateWebhookBody,
+          response: { 201: envelope(WebhookWithSecret), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const fields = checked(request);
+        const url = fields.url as string;
+        const webhook = await createWebhook(store, request.tenant.id, {
+          url,
+          events: fields.events as string[],
+          name: fields.name ?? defaultName(url),
+          is_active: fields.is_active ?? true,
+          headers: fields.headers ?? {},
+          retry_count: fields.retry_count ?? RETRY_COUNT.default,
+          timeout_seconds: fields.timeout_seconds ?? TIMEOUT_SECONDS.default,
+          secret_ciphertext: encryptSecret(config.secretsKey, generateWebhookSecret()),
+        });
+        reply.code(201).header('Location', `/api/v1/webhooks/${webhook.id}`);
+        return { data: presentWebhook(webhook, config.secretsKey), meta: meta(request) };
+      },
+    );
+
+    app.patch(
+      '/api/v1/webhooks/:id',
+      {
+        attachValidation: true,
+        schema: {
+          tags,
+          summary: 'Update a webhook',
+          params: IdParams,
+          body: UpdateWebhookBody,
+          response: { 200: envelope(Webhook), ...errors },
+        },
+      },
+      async (request) => {
+        const id = parseId(request.params.id);
+        const webhook = await updateWebhook(store, request.tenant.id, id, checked(request));
+        if (!webhook) throw notFound();
+        return { data: presentWebhook(webhook), meta: meta(request) };
+      },
+    );
+
+    app.delete(
+      '/api/v1/webhooks/:id',
+      {
+        schema: {
+          tags,
+          summary: 'Delete a webhook',
+          params: IdParams,
+          response: { 204: Type.Null(), ...errors },
+        },
+      },
+      async (request, reply) => {
+        if (!(await deleteWebhook(store, request.tenant.id, parseId(request.params.id)))) throw notFound();
+        return reply.code(204).send(null);
+      },
+    );
+  };
+}

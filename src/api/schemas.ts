@@ -1,0 +1,191 @@
+import { type TSchema, Type } from 'typebox';
+import { PLANS, SCOPES } from '../domain/plans.js';
+import {
+  HEADERS_MAX_COUNT,
+  NAME_MAX_LENGTH,
+  RETRY_COUNT,
+  TIMEOUT_SECONDS,
+  URL_MAX_LENGTH,
+} from '../domain/webhook-rules.js';
+
+/** The route schemas: they validate requests, shape responses and make the OpenAPI document. */
+
+const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC' });
+const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+
+export const ErrorBody = Type.Object(
+  {
+    error: Type.String(),
+    errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+    meta: Type.Optional(Type.Object({ request_id: Type.String() })),
+  },
+  { description: 'An error; `errors` lists messages per field on 422.' },
+);
+
+const Meta = Type.Object({ request_id: Type.String() });
+const PageMeta = Type.Object({
+  request_id: Type.String(),
+  page: Type.Integer(),
+  per_page: Type.Integer(),
+  total: Type.Integer(),
+  total_pages: Type.Integer(),
+});
+
+export const envelope = (data: TSchema, meta: TSchema = Meta) => Type.Object({ data, meta });
+
+// ---- Webhooks ----
+
+const webhookFields = {
+  url: Type.String({ maxLength: URL_MAX_LENGTH, description: 'HTTPS endpoint that receives the events.' }),
+  events: Type.Array(Type.String(), {
+    minItems: 1,
+    description: 'Event types to subscribe to, or ["*"] for every type.',
+  }),
+  name: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH, description: "Defaults to the URL's host." }),
+  is_active: Type.Boolean({ description: 'Default true.' }),
+  headers: Type.Record(Type.String(), Type.String(), {
+    maxProperties: HEADERS_MAX_COUNT,
+    description: 'Custom HTTP headers sent with every delivery.',
+  }),
+  retry_count: Type.Integer({
+    minimum: RETRY_COUNT.min,
+    maximum: RETRY_COUNT.max,
+    default: RETRY_COUNT.default,
+  }),
+  timeout_seconds: Type.Integer({
+    minimum: TIMEOUT_SECONDS.min,
+    maximum: TIMEOUT_SECONDS.max,
+    default: TIMEOUT_SECONDS.default,
+  }),
+};
+
+export const CreateWebhookBody = Type.Object(
+  {
+    url: webhookFields.url,
+    events: webhookFields.events,
+    name: Type.Optional(webhookFields.name),
+    is_active: Type.Optional(webhookFields.is_active),
+    headers: Type.Optional(webhookFields.headers),
+    retry_count: Type.Optional(webhookFields.retry_count),
+    timeout_seconds: Type.Optional(webhookFields.timeout_seconds),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateWebhookBody = Type.Object(
+  {
+    url: Type.Optional(webhookFields.url),
+    events: Type.Optional(webhookFields.events),
+    name: Type.Optional(webhookFields.name),
+    is_active: Type.Optional(webhookFields.is_active),
+    headers: Type.Optional(webhookFields.headers),
+    retry_count: Type.Optional(webhookFields.retry_count),
+    timeout_seconds: Type.Optional(webhookFields.timeout_seconds),
+  },
+  { additionalProperties: false },
+);
+
+/** Response fields in the order of PlanDocket's Response Schema, then ours. */
+const webhookResponseFields = (withSecret: boolean) => ({
+  id: Type.Integer(),
+  name: Type.String(),
+  url: Type.String(),
+  events: Type.Array(Type.String()),
+  is_active: Type.Boolean(),
+  retry_count: Type.Integer(),
+  timeout_seconds: Type.Integer(),
+  last_triggered_at: NullableTimestamp,
+  last_success_at: NullableTimestamp,
+  last_failure_at: NullableTimestamp,
+  failure_count: Type.Integer(),
+  ...(withSecret && {
+    secret: Type.String({ description: 'Signing secret; shown on create and show only.' }),
+  }),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  headers: Type.Record(Type.String(), Type.String()),
+  disabled_reason: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const Webhook = Type.Object(webhookResponseFields(false));
+export const WebhookWithSecret = Type.Object(webhookResponseFields(true));
+
+export const WebhookList = envelope(Type.Array(Webhook), PageMeta);
+
+export const ListWebhooksQuery = Type.Object({
+  page: Type.Integer({ minimum: 1, default: 1 }),
+  per_page: Type.Integer({ minimum: 1, maximum: 100, default: 25 }),
+  is_active: Type.Optional(Type.Boolean()),
+  event: Type.Optional(Type.String({ minLength: 1, description: 'Webhooks that receive this event type.' })),
+});
+
+export const IdParams = Type.Object({ id: Type.String() });
+
+export const EventType = Type.Object({
+  type: Type.String(),
+  category: Type.String(),
+  description: Type.String(),
+  subscribable: Type.Boolean(),
+});
+
+// ---- Tenants and keys (operator API) ----
+
+export const Slug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
+const Plan = Type.Enum([...PLANS]);
+const Features = Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' }), { maxItems: 100 });
+const Scopes = Type.Array(Type.Enum([...SCOPES]), { minItems: 1, uniqueItems: true });
+
+export const CreateTenantBody = Type.Object(
+  {
+    slug: Slug,
+    name: Type.String({ minLength: 1, maxLength: 255 }),
+    plan: Plan,
+    features: Type.Optional(Features),
+  },
+  { additionalProperties: false },
+);
+
+export const UpdateTenantBody = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    plan: Type.Optional(Plan),
+    features: Type.Optional(Features),
+  },
+  { additionalProperties: false },
+);
+
+const ApiKeySummary = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  scopes: Type.Array(Type.String()),
+  key_prefix: Type.String(),
+  created_at: Timestamp,
+  last_used_at: NullableTimestamp,
+});
+
+export const Tenant = Type.Object({
+  id: Type.Integer(),
+  slug: Type.String(),
+  name: Type.String(),
+  plan: Type.String(),
+  features: Type.Array(Type.String()),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  api_keys: Type.Optional(Type.Array(ApiKeySummary)),
+});
+
+export const SlugParams = Type.Object({ slug: Type.String() });
+export const KeyParams = Type.Object({ slug: Type.String(), id: Type.String() });
+
+export const CreateApiKeyBody = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 255 }), scopes: Scopes },
+  { additionalProperties: false },
+);
+
+export const CreatedApiKey = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  scopes: Type.Array(Type.String()),
+  key: Type.String({ description: 'The key itself; shown only in this response.' }),
+  created_at: Timestamp,
+});

@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { buildApp } from './api/app.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import { PLANS } from './domain/plans.js';
+import { openConfiguredStore, serve } from './server.js';
+import { migrate } from './store/db.js';
+import { VERSION } from './version.js';
+
+/**
+ * The operator's command line. Tenant and key commands go through the operator API in process
+ * (`inject`), so they share its validation, messages and output exactly.
+ */
+
+function config(): Config {
+  return loadConfig(process.env, {
+    onAdminTokenCreated: (token, file) => {
+      process.stderr.write(
+        `Generated an admin token, stored in ${file}. It is shown only this once:\n\n  ${token}\n\n`,
+      );
+    },
+  });
+}
+
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function plan(value: string): string {
+  if (!(PLANS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`Choose one of: ${PLANS.join(', ')}.`);
+  }
+  return value;
+}
+
+/** Sends one operator API request and prints the answer; a failed request sets exit code 1. */
+async function operator(
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+  url: string,
+  body?: object,
+): Promise<void> {
+  const cfg = config();
+  const store = await openConfiguredStore(cfg);
+  try {
+    await migrate(store);
+    const app = await buildApp({ config: cfg, store });
+    const response = await app.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${cfg.adminToken}` },
+      ...(body && { payload: body }),
+    });
+    await app.close();
+    if (response.statusCode >= 400) {
+      const { error, errors } = response.json();
+      process.stderr.write(`${error}\n`);
+      for (const [field, messages] of Object.entries((errors ?? {}) as Record<string, string[]>)) {
+        for (const message of messages) process.stderr.write(`  ${field}: ${message}\n`);
+      }
+      process.exitCode = 1;
+    } else if (response.statusCode === 204) {
+      process.stdout.write('Done.\n');
+    } else {
+      process.stdout.write(`${JSON.stringify(response.json().data, null, 2)}\n`);
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+const program = new Command('plandocket-webhooks')
+  .description('PlanDocket Webhooks: deliver platform events to tenants’ HTTPS endpoints')
+  .version(VERSION);
+
+program
+  .command('serve')
+  .description('apply migrations and serve the API')
+  .action(async () => serve(config()));
+
+program
+  .command('migrate')
+  .description('apply pending database migrations')
+  .action(async () => {
+    const store = await openConfiguredStore(config());
+    try {
+      const applied = await migrate(store);
+      process.stdout.write(
+        applied.length ? `Applied: ${applied.join(', ')}\n` : 'The database is up to date.\n',
+      );
+    } finally {
+      await store.close();
+    }
+  });
+
+const tenant = program.command('tenant').description('manage tenants');
+tenant
+  .command('create <slug>')
+  .requiredOption('--name <name>', 'display name')
+  .requiredOption('--plan <plan>', `one of ${PLANS.join(', ')}`, plan)
+  .option('--features <list>', 'comma-separated feature flags, e.g. webhooks', list, [])
+  .action((slug: string, o: { name: string; plan: string; features: string[] }) =>
+    operator('POST', '/internal/v1/tenants', { slug, name: o.name, plan: o.plan, features: o.features }),
+  );
+tenant
+  .command('show <slug>')
+  .action((slug: string) => operator('GET', `/internal/v1/tenants/${encodeURIComponent(slug)}`));
+tenant
+  .command('update <slug>')
+  .option('--name <name>', 'display name')
+  .option('--plan <plan>', `one of ${PLANS.join(', ')}`, plan)
+  .option('--features <list>', 'comma-separated feature flags (replaces the set)', list)
+  .action((slug: string, o: { name?: string; plan?: string; features?: string[] }) =>
+    operator('PATCH', `/internal/v1/tenants/${encodeURIComponent(slug)}`, o),
+  );
+
+const key = program.command('key').description('manage API keys');
+key
+  .command('create <tenant>')
+  .requiredOption('--name <name>', 'what the key is for')
+  .option('--scopes <list>', 'comma-separated scopes', list, ['webhooks'])
+  .action((slug: string, o: { name: string; scopes: string[] }) =>
+    operator('POST', `/internal/v1/tenants/${encodeURIComponent(slug)}/api-keys`, o),
+  );
+key
+  .command('revoke <tenant> <id>')
+  .action((slug: string, id: string) =>
+    operator('DELETE', `/internal/v1/tenants/${encodeURIComponent(slug)}/api-keys/${encodeURIComponent(id)}`),
+  );
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.exit(1);
+});

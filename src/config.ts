@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PLANS, type Plan } from './domain/plans.js';
+
+/** A rate limit per hour; `null` means unlimited. */
+export type RateLimits = Record<Plan, number | null>;
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** `postgres://...` or absent for the embedded SQLite file. */
+  databaseUrl: string | undefined;
+  sqlitePath: string;
+  adminToken: string;
+  baseDomain: string;
+  /** 32 bytes that encrypt webhook secrets at rest. */
+  secretsKey: Buffer;
+  rateLimits: RateLimits;
+  logLevel: string;
+  allowHttpTargets: boolean;
+  allowedTargetCidrs: string[];
+}
+
+/** A configuration value that cannot be used: the process stops with this one line. */
+export class ConfigError extends Error {}
+
+const DEFAULT_RATE_LIMITS: RateLimits = {
+  standard: 1000,
+  professional: 5000,
+  business: 10000,
+  enterprise: null,
+};
+
+type Env = Record<string, string | undefined>;
+
+function port(env: Env): number {
+  const raw = env.PORT ?? '8080';
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value > 65535) {
+    throw new ConfigError(`PORT must be an integer from 0 to 65535, got "${raw}"`);
+  }
+  return value;
+}
+
+function rateLimit(env: Env, plan: Plan): number | null {
+  const name = `RATE_LIMIT_${plan.toUpperCase()}`;
+  const raw = env[name];
+  if (raw === undefined || raw === '') return DEFAULT_RATE_LIMITS[plan];
+  if (raw === 'unlimited') return null;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) {
+    throw new ConfigError(`${name} must be a positive integer or "unlimited", got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function boolean(env: Env, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new ConfigError(`${name} must be "true" or "false", got "${raw}"`);
+}
+
+function cidrs(env: Env): string[] {
+  const raw = env.ALLOWED_TARGET_CIDRS ?? '';
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const cidr of list) {
+    if (!/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(cidr)) {
+      throw new ConfigError(
+        `ALLOWED_TARGET_CIDRS must be comma-separated CIDRs such as 10.0.0.0/8, got "${cidr}"`,
+      );
+    }
+  }
+  return list;
+}
+
+/** Reads a generated value from `file`, creating it on first use; `onCreate` sees a new one. */
+function generatedFile(file: string, make: () => string, onCreate?: (value: string) => void): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(path.dirname(file), { recursive: true });
+  const value = make();
+  writeFileSync(file, `${value}\n`, { mode: 0o600, flag: 'wx' });
+  onCreate?.(value);
+  return value;
+}
+
+function secretsKey(raw: string, name: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+  if (key.length !== 32) {
+    throw new ConfigError(`${name} must be 32 bytes as 64 hex characters or base64`);
+  }
+  return key;
+}
+
+export interface LoadOptions {
+  /** Told once when an admin token was generated, so that it can be printed. */
+  onAdminTokenCreated?: (token: string, file: string) => void;
+}
+
+/** Environment -> typed, validated configuration. Throws `ConfigError` naming the variable. */
+export function loadConfig(env: Env = process.env, options: LoadOptions = {}): Config {
+  const dataDir = path.resolve(env.DATA_DIR || './data');
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const baseDomain = (env.BASE_DOMAIN || 'plandocket.com').toLowerCase();
+  if (!/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(baseDomain)) {
+    throw new ConfigError(`BASE_DOMAIN must be a domain name such as plandocket.com, got "${baseDomain}"`);
+  }
+  const adminToken =
+    env.ADMIN_TOKEN ||
+    generatedFile(
+      path.join(dataDir, 'admin-token'),
+      () => `adm_${randomBytes(24).toString('base64url')}`,
+      (token) => options.onAdminTokenCreated?.(token, path.join(dataDir, 'admin-token')),
+    );
+  if (adminToken.length < 16) {
+    throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long');
+  }
+  const key = env.SECRETS_KEY
+    ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY')
+    : secretsKey(
+        generatedFile(path.join(dataDir, 'secrets.key'), () => randomBytes(32).toString('base64')),
+        `the key file ${path.join(dataDir, 'secrets.key')}`,
+      );
+  const rateLimits = Object.fromEntries(PLANS.map((plan) => [plan, rateLimit(env, plan)])) as RateLimits;
+  return {
+    port: port(env),
+    host: env.HOST || '0.0.0.0',
+    dataDir,
+    databaseUrl,
+    sqlitePath: path.join(dataDir, 'webhooks.db'),
+    adminToken,
+    baseDomain,
+    secretsKey: key,
+    rateLimits,
+    logLevel: env.LOG_LEVEL || 'info',
+    allowHttpTargets: boolean(env, 'ALLOW_HTTP_TARGETS'),
+    allowedTargetCidrs: cidrs(env),
+  };
+}

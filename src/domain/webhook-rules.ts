@@ -1,0 +1,153 @@
+import type { AddressPolicy } from './address-policy.js';
+import { ALL_EVENTS, EVENT_TYPES, isSubscribable } from './events.js';
+
+/**
+ * The rules of the webhook resource beyond its JSON shape (types, lengths and ranges live in the
+ * route schema). Pure functions: each returns readable messages per field, as the API shows them.
+ */
+
+export type FieldErrors = Record<string, string[]>;
+
+export const URL_MAX_LENGTH = 2048;
+export const NAME_MAX_LENGTH = 255;
+export const HEADERS_MAX_COUNT = 20;
+export const HEADERS_MAX_BYTES = 8 * 1024;
+export const RETRY_COUNT = { default: 3, min: 0, max: 10 } as const;
+export const TIMEOUT_SECONDS = { default: 30, min: 1, max: 60 } as const;
+
+/** Headers the service sets itself on every delivery; tenants cannot override them. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-type',
+  'content-length',
+  'user-agent',
+  'transfer-encoding',
+  'connection',
+]);
+const RESERVED_HEADER_PREFIXES = ['x-webhook-', 'webhook-'];
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Header values may hold visible characters, spaces and tabs; never CR, LF or other controls.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const HEADER_VALUE_CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+export interface TargetRules {
+  policy: AddressPolicy;
+  allowHttp: boolean;
+}
+
+function add(errors: FieldErrors, field: string, message: string): void {
+  const list = errors[field] ?? [];
+  list.push(message);
+  errors[field] = list;
+}
+
+export function checkUrl(value: string, rules: TargetRules, errors: FieldErrors): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    add(errors, 'url', 'The url must be a valid absolute URL.');
+    return;
+  }
+  const schemes = rules.allowHttp ? ['https:', 'http:'] : ['https:'];
+  if (!schemes.includes(url.protocol)) {
+    add(errors, 'url', 'The url must use HTTPS.');
+    return;
+  }
+  if (url.username || url.password) {
+    add(errors, 'url', 'The url must not contain a username or password.');
+  }
+  const refusal = rules.policy.hostRefusal(url.hostname);
+  if (refusal) {
+    add(errors, 'url', `The url must not point to a private, loopback or link-local address (${refusal}).`);
+  }
+}
+
+/** De-duplicates in order of first appearance; reports unknown and unsubscribable types. */
+export function normalizeEvents(events: string[], errors: FieldErrors): string[] {
+  const unique = [...new Set(events)];
+  const unknown = unique.filter((type) => !EVENT_TYPES.some((e) => e.type === type) && type !== ALL_EVENTS);
+  if (unknown.length > 0) {
+    add(errors, 'events', `The events contain unknown event types: ${unknown.join(', ')}.`);
+  }
+  const unsubscribable = unique.filter((type) => !unknown.includes(type) && !isSubscribable(type));
+  if (unsubscribable.length > 0) {
+    add(errors, 'events', `These event types cannot be subscribed to: ${unsubscribable.join(', ')}.`);
+  }
+  return unique;
+}
+
+export function checkHeaders(headers: Record<string, string>, errors: FieldErrors): void {
+  const seen = new Set<string>();
+  let bytes = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (!HTTP_TOKEN.test(name)) {
+      add(errors, 'headers', `The header name "${name}" is not a valid HTTP header name.`);
+    } else if (RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))) {
+      add(errors, 'headers', `The header "${name}" is set by the service and cannot be overridden.`);
+    } else if (seen.has(lower)) {
+      add(errors, 'headers', `The header "${name}" is given more than once.`);
+    }
+    seen.add(lower);
+    if (HEADER_VALUE_CONTROL.test(value)) {
+      add(
+        errors,
+        'headers',
+        `The value of header "${name}" must not contain line breaks or control characters.`,
+      );
+    }
+    bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
+  }
+  if (bytes > HEADERS_MAX_BYTES) {
+    add(errors, 'headers', `The headers must not exceed ${HEADERS_MAX_BYTES} bytes in all.`);
+  }
+}
+
+/** The fields a tenant may send, after the schema accepted their shape. */
+export interface WebhookFields {
+  url?: string;
+  events?: string[];
+  name?: string;
+  is_active?: boolean;
+  headers?: Record<string, string>;
+  retry_count?: number;
+  timeout_seconds?: number;
+}
+
+const isStringArray = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((e) => typeof e === 'string');
+const isStringMap = (v: unknown): v is Record<string, string> =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((e) => typeof e === 'string');
+
+/**
+ * Applies the rules to a create or update and returns the normalized fields with the errors.
+ * Fields of the wrong type are left to the schema's messages, so that one answer lists all.
+ */
+export function checkWebhookFields(
+  input: unknown,
+  rules: TargetRules,
+): { fields: WebhookFields; errors: FieldErrors } {
+  const errors: FieldErrors = {};
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { fields: {}, errors };
+  const fields = { ...input } as WebhookFields & Record<string, unknown>;
+  if (typeof fields.url === 'string') checkUrl(fields.url, rules, errors);
+  if (isStringArray(fields.events)) fields.events = normalizeEvents(fields.events, errors);
+  if (isStringMap(fields.headers)) checkHeaders(fields.headers, errors);
+  return { fields, errors };
+}
+
+/** Adds `more` to `errors`, field by field. */
+export function mergeErrors(errors: FieldErrors, more: FieldErrors): FieldErrors {
+  for (const [field, messages] of Object.entries(more))
+    errors[field] = [...(errors[field] ?? []), ...messages];
+  return errors;
+}
+
+/** A webhook without a name is called by its URL's host. */
+export function defaultName(url: string): string {
+  return new URL(url).hostname.slice(0, NAME_MAX_LENGTH);
+}

@@ -1,0 +1,89 @@
+import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
+import type { Dialect } from './db.js';
+
+/**
+ * The schema, one migration per step, for both dialects. The only difference between them is
+ * how an integer primary key gets its values.
+ */
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  const id = (col: ColumnDefinitionBuilder) =>
+    dialect === 'postgres'
+      ? col.primaryKey().generatedByDefaultAsIdentity()
+      : col.primaryKey().autoIncrement();
+
+  return {
+    '0001_tenants_keys_webhooks': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('tenants')
+          .addColumn('id', 'integer', id)
+          .addColumn('slug', 'text', (c) => c.notNull().unique())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('plan', 'text', (c) => c.notNull())
+          .addColumn('features', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', 'integer', id)
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('key_prefix', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('revoked_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('api_keys_tenant').on('api_keys').columns(['tenant_id']).execute();
+
+        await db.schema
+          .createTable('webhooks')
+          .addColumn('id', 'integer', id)
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('url', 'text', (c) => c.notNull())
+          .addColumn('is_active', 'integer', (c) => c.notNull())
+          .addColumn('headers', 'text', (c) => c.notNull())
+          .addColumn('retry_count', 'integer', (c) => c.notNull())
+          .addColumn('timeout_seconds', 'integer', (c) => c.notNull())
+          .addColumn('secret_ciphertext', 'text', (c) => c.notNull())
+          .addColumn('last_triggered_at', 'bigint')
+          .addColumn('last_success_at', 'bigint')
+          .addColumn('last_failure_at', 'bigint')
+          .addColumn('failure_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('disabled_reason', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('deleted_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('webhooks_tenant').on('webhooks').columns(['tenant_id', 'id']).execute();
+
+        await db.schema
+          .createTable('webhook_events')
+          .addColumn('webhook_id', 'integer', (c) =>
+            c.notNull().references('webhooks.id').onDelete('cascade'),
+          )
+          .addColumn('event_type', 'text', (c) => c.notNull())
+          .addColumn('position', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('webhook_events_pk', ['webhook_id', 'event_type'])
+          .execute();
+        await db.schema
+          .createIndex('webhook_events_type')
+          .on('webhook_events')
+          .columns(['event_type', 'webhook_id'])
+          .execute();
+
+        await db.schema
+          .createTable('rate_limit_windows')
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('window_start', 'bigint', (c) => c.notNull())
+          .addColumn('count', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('rate_limit_windows_pk', ['tenant_id', 'window_start'])
+          .execute();
+      },
+    },
+  };
+}

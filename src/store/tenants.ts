@@ -1,0 +1,154 @@
+import type { Plan, Scope } from '../domain/plans.js';
+import type { Store } from './db.js';
+import type { TenantTable } from './schema.js';
+
+export interface Tenant {
+  id: number;
+  slug: string;
+  name: string;
+  plan: Plan;
+  features: string[];
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ApiKey {
+  id: number;
+  tenant_id: number;
+  name: string;
+  scopes: Scope[];
+  key_prefix: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+/** A key found by its hash, with the tenant it belongs to. */
+export interface KeyWithTenant {
+  key: ApiKey;
+  tenant: Tenant;
+}
+
+function toTenant(row: Omit<TenantTable, 'id'> & { id: number }): Tenant {
+  return { ...row, plan: row.plan as Plan, features: JSON.parse(row.features) };
+}
+
+export async function findTenantBySlug(store: Store, slug: string): Promise<Tenant | undefined> {
+  const row = await store.db.selectFrom('tenants').selectAll().where('slug', '=', slug).executeTakeFirst();
+  return row && toTenant(row);
+}
+
+/** Creates a tenant; undefined when the slug is taken. */
+export async function createTenant(
+  store: Store,
+  input: { slug: string; name: string; plan: Plan; features: string[] },
+): Promise<Tenant | undefined> {
+  const now = Date.now();
+  const row = await store.db
+    .insertInto('tenants')
+    .values({ ...input, features: JSON.stringify(input.features), created_at: now, updated_at: now })
+    .onConflict((oc) => oc.column('slug').doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  return row && toTenant(row);
+}
+
+export async function updateTenant(
+  store: Store,
+  slug: string,
+  changes: { name?: string; plan?: Plan; features?: string[] },
+): Promise<Tenant | undefined> {
+  const row = await store.db
+    .updateTable('tenants')
+    .set({
+      ...(changes.name !== undefined && { name: changes.name }),
+      ...(changes.plan !== undefined && { plan: changes.plan }),
+      ...(changes.features !== undefined && { features: JSON.stringify(changes.features) }),
+      updated_at: Date.now(),
+    })
+    .where('slug', '=', slug)
+    .returningAll()
+    .executeTakeFirst();
+  return row && toTenant(row);
+}
+
+export async function createApiKey(
+  store: Store,
+  input: { tenant_id: number; name: string; scopes: Scope[]; key_hash: string; key_prefix: string },
+): Promise<ApiKey> {
+  const row = await store.db
+    .insertInto('api_keys')
+    .values({ ...input, scopes: JSON.stringify(input.scopes), created_at: Date.now() })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  const { key_hash: _hash, ...key } = row;
+  return { ...key, scopes: JSON.parse(row.scopes) };
+}
+
+/** Revokes a tenant's key; false when there is no such live key. */
+export async function revokeApiKey(store: Store, tenantId: number, keyId: number): Promise<boolean> {
+  const result = await store.db
+    .updateTable('api_keys')
+    .set({ revoked_at: Date.now() })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', keyId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** The live (not revoked) key with this hash, and its tenant. */
+export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyWithTenant | undefined> {
+  const row = await store.db
+    .selectFrom('api_keys as k')
+    .innerJoin('tenants as t', 't.id', 'k.tenant_id')
+    .select([
+      'k.id as key_id',
+      'k.name as key_name',
+      'k.scopes',
+      'k.key_prefix',
+      'k.created_at as key_created_at',
+      'k.last_used_at',
+      't.id',
+      't.slug',
+      't.name',
+      't.plan',
+      't.features',
+      't.created_at',
+      't.updated_at',
+    ])
+    .where('k.key_hash', '=', keyHash)
+    .where('k.revoked_at', 'is', null)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { key_id, key_name, scopes, key_prefix, key_created_at, last_used_at, ...tenant } = row;
+  return {
+    key: {
+      id: key_id,
+      tenant_id: tenant.id,
+      name: key_name,
+      scopes: JSON.parse(scopes),
+      key_prefix,
+      created_at: key_created_at,
+      last_used_at,
+      revoked_at: null,
+    },
+    tenant: toTenant(tenant),
+  };
+}
+
+export async function touchApiKey(store: Store, keyId: number, at: number): Promise<void> {
+  await store.db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', keyId).execute();
+}
+
+/** A tenant's live keys, oldest first; never their hashes. */
+export async function listApiKeys(store: Store, tenantId: number): Promise<ApiKey[]> {
+  const rows = await store.db
+    .selectFrom('api_keys')
+    .select(['id', 'tenant_id', 'name', 'scopes', 'key_prefix', 'created_at', 'last_used_at', 'revoked_at'])
+    .where('tenant_id', '=', tenantId)
+    .where('revoked_at', 'is', null)
+    .orderBy('id')
+    .execute();
+  return rows.map((row) => ({ ...row, scopes: JSON.parse(row.scopes) }));
+}

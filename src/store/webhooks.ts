@@ -1,0 +1,184 @@
+import type { Kysely, Selectable } from 'kysely';
+import { ALL_EVENTS } from '../domain/events.js';
+import type { Store } from './db.js';
+import type { Database, WebhookTable } from './schema.js';
+
+export interface Webhook {
+  id: number;
+  tenant_id: number;
+  name: string;
+  url: string;
+  events: string[];
+  is_active: boolean;
+  headers: Record<string, string>;
+  retry_count: number;
+  timeout_seconds: number;
+  secret_ciphertext: string;
+  last_triggered_at: number | null;
+  last_success_at: number | null;
+  last_failure_at: number | null;
+  failure_count: number;
+  disabled_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface NewWebhook {
+  name: string;
+  url: string;
+  events: string[];
+  is_active: boolean;
+  headers: Record<string, string>;
+  retry_count: number;
+  timeout_seconds: number;
+  secret_ciphertext: string;
+}
+
+export type WebhookChanges = Partial<Omit<NewWebhook, 'secret_ciphertext'>>;
+
+export interface WebhookFilter {
+  is_active?: boolean;
+  /** Webhooks that receive this event type: subscribed to it or to `*`. */
+  event?: string;
+}
+
+type Row = Selectable<WebhookTable>;
+
+function toWebhook(row: Row, events: string[]): Webhook {
+  const { deleted_at: _deleted, ...rest } = row;
+  return { ...rest, is_active: row.is_active === 1, headers: JSON.parse(row.headers), events };
+}
+
+async function eventsOf(db: Kysely<Database>, ids: number[]): Promise<Map<number, string[]>> {
+  const map = new Map<number, string[]>(ids.map((id) => [id, []]));
+  if (ids.length === 0) return map;
+  const rows = await db
+    .selectFrom('webhook_events')
+    .select(['webhook_id', 'event_type'])
+    .where('webhook_id', 'in', ids)
+    .orderBy('webhook_id')
+    .orderBy('position')
+    .execute();
+  for (const row of rows) map.get(row.webhook_id)?.push(row.event_type);
+  return map;
+}
+
+async function replaceEvents(db: Kysely<Database>, webhookId: number, events: string[]): Promise<void> {
+  await db.deleteFrom('webhook_events').where('webhook_id', '=', webhookId).execute();
+  await db
+    .insertInto('webhook_events')
+    .values(events.map((event_type, position) => ({ webhook_id: webhookId, event_type, position })))
+    .execute();
+}
+
+export async function createWebhook(store: Store, tenantId: number, input: NewWebhook): Promise<Webhook> {
+  const now = Date.now();
+  return store.db.transaction().execute(async (trx) => {
+    const { events, ...fields } = input;
+    const row = await trx
+      .insertInto('webhooks')
+      .values({
+        ...fields,
+        tenant_id: tenantId,
+        is_active: fields.is_active ? 1 : 0,
+        headers: JSON.stringify(fields.headers),
+        failure_count: 0,
+        created_at: now,
+        updated_at: now,
+      })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await replaceEvents(trx, row.id, events);
+    return toWebhook(row, events);
+  });
+}
+
+/** A live webhook of this tenant; another tenant's webhook is not found, like a missing one. */
+export async function findWebhook(store: Store, tenantId: number, id: number): Promise<Webhook | undefined> {
+  const row = await store.db
+    .selectFrom('webhooks')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return toWebhook(row, (await eventsOf(store.db, [row.id])).get(row.id) ?? []);
+}
+
+export async function listWebhooks(
+  store: Store,
+  tenantId: number,
+  filter: WebhookFilter,
+  page: { offset: number; limit: number },
+): Promise<{ webhooks: Webhook[]; total: number }> {
+  let query = store.db
+    .selectFrom('webhooks')
+    .where('tenant_id', '=', tenantId)
+    .where('deleted_at', 'is', null);
+  if (filter.is_active !== undefined) query = query.where('is_active', '=', filter.is_active ? 1 : 0);
+  const event = filter.event;
+  if (event !== undefined) {
+    const types = event === ALL_EVENTS ? [ALL_EVENTS] : [event, ALL_EVENTS];
+    query = query.where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('webhook_events')
+          .select('webhook_events.webhook_id')
+          .whereRef('webhook_events.webhook_id', '=', 'webhooks.id')
+          .where('webhook_events.event_type', 'in', types),
+      ),
+    );
+  }
+  const [rows, count] = await Promise.all([
+    query.selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute(),
+    query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow(),
+  ]);
+  const events = await eventsOf(
+    store.db,
+    rows.map((r) => r.id),
+  );
+  return { webhooks: rows.map((r) => toWebhook(r, events.get(r.id) ?? [])), total: Number(count.total) };
+}
+
+export async function updateWebhook(
+  store: Store,
+  tenantId: number,
+  id: number,
+  changes: WebhookChanges,
+): Promise<Webhook | undefined> {
+  return store.db.transaction().execute(async (trx) => {
+    const { events, headers, is_active, ...plain } = changes;
+    const row = await trx
+      .updateTable('webhooks')
+      .set({
+        ...plain,
+        ...(headers !== undefined && { headers: JSON.stringify(headers) }),
+        // Turning a webhook on again clears the reason it was switched off.
+        ...(is_active !== undefined && { is_active: is_active ? 1 : 0 }),
+        ...(is_active === true && { disabled_reason: null }),
+        updated_at: Date.now(),
+      })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+    if (!row) return undefined;
+    if (events !== undefined) await replaceEvents(trx, id, events);
+    return toWebhook(row, events ?? (await eventsOf(trx, [id])).get(id) ?? []);
+  });
+}
+
+/** Deletes a webhook (kept as a tombstone for its delivery history); false when not found. */
+export async function deleteWebhook(store: Store, tenantId: number, id: number): Promise<boolean> {
+  const now = Date.now();
+  const result = await store.db
+    .updateTable('webhooks')
+    .set({ deleted_at: now, updated_at: now, is_active: 0 })
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
