@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { invalidCidr } from './domain/address-policy.js';
 import { PLANS, type Plan } from './domain/plans.js';
 
 /** A rate limit per hour; `null` means unlimited. */
@@ -63,19 +64,25 @@ function boolean(env: Env, name: string): boolean {
 }
 
 function cidrs(env: Env): string[] {
-  const raw = env.ALLOWED_TARGET_CIDRS ?? '';
-  const list = raw
+  const list = (env.ALLOWED_TARGET_CIDRS ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  for (const cidr of list) {
-    if (!/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(cidr)) {
-      throw new ConfigError(
-        `ALLOWED_TARGET_CIDRS must be comma-separated CIDRs such as 10.0.0.0/8, got "${cidr}"`,
-      );
-    }
+  const bad = invalidCidr(list);
+  if (bad !== undefined) {
+    throw new ConfigError(
+      `ALLOWED_TARGET_CIDRS must be comma-separated CIDRs such as 10.0.0.0/8, got "${bad}"`,
+    );
   }
   return list;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function logLevel(env: Env): string {
+  const level = env.LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  return level;
 }
 
 /** Reads a generated value from `file`, creating it on first use; `onCreate` sees a new one. */
@@ -103,6 +110,7 @@ export interface LoadOptions {
 
 /** Environment -> typed, validated configuration. Throws `ConfigError` naming the variable. */
 export function loadConfig(env: Env = process.env, options: LoadOptions = {}): Config {
+  // Every plain value is checked before anything is written to DATA_DIR.
   const dataDir = path.resolve(env.DATA_DIR || './data');
   const databaseUrl = env.DATABASE_URL || undefined;
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
@@ -112,35 +120,37 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
   if (!/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(baseDomain)) {
     throw new ConfigError(`BASE_DOMAIN must be a domain name such as plandocket.com, got "${baseDomain}"`);
   }
-  const adminToken =
-    env.ADMIN_TOKEN ||
-    generatedFile(
-      path.join(dataDir, 'admin-token'),
-      () => `adm_${randomBytes(24).toString('base64url')}`,
-      (token) => options.onAdminTokenCreated?.(token, path.join(dataDir, 'admin-token')),
-    );
-  if (adminToken.length < 16) {
+  if (env.ADMIN_TOKEN && env.ADMIN_TOKEN.length < 16) {
     throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long');
   }
-  const key = env.SECRETS_KEY
-    ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY')
-    : secretsKey(
-        generatedFile(path.join(dataDir, 'secrets.key'), () => randomBytes(32).toString('base64')),
-        `the key file ${path.join(dataDir, 'secrets.key')}`,
-      );
-  const rateLimits = Object.fromEntries(PLANS.map((plan) => [plan, rateLimit(env, plan)])) as RateLimits;
-  return {
+  const plain = {
     port: port(env),
     host: env.HOST || '0.0.0.0',
     dataDir,
     databaseUrl,
     sqlitePath: path.join(dataDir, 'webhooks.db'),
-    adminToken,
     baseDomain,
-    secretsKey: key,
-    rateLimits,
-    logLevel: env.LOG_LEVEL || 'info',
+    rateLimits: Object.fromEntries(PLANS.map((plan) => [plan, rateLimit(env, plan)])) as RateLimits,
+    logLevel: logLevel(env),
     allowHttpTargets: boolean(env, 'ALLOW_HTTP_TARGETS'),
     allowedTargetCidrs: cidrs(env),
   };
+  const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;
+
+  const adminTokenFile = path.join(dataDir, 'admin-token');
+  const adminToken =
+    env.ADMIN_TOKEN ||
+    generatedFile(
+      adminTokenFile,
+      () => `adm_${randomBytes(24).toString('base64url')}`,
+      (token) => options.onAdminTokenCreated?.(token, adminTokenFile),
+    );
+  const keyFile = path.join(dataDir, 'secrets.key');
+  const key =
+    secrets ??
+    secretsKey(
+      generatedFile(keyFile, () => randomBytes(32).toString('base64')),
+      `the key file ${keyFile}`,
+    );
+  return { ...plain, adminToken, secretsKey: key };
 }

@@ -1,0 +1,83 @@
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const dir = () => mkdtempSync(path.join(tmpdir(), 'pdw-config-'));
+
+describe('configuration', () => {
+  it('has working defaults and generates the admin token and secrets key once', () => {
+    const dataDir = dir();
+    const told: string[] = [];
+    const config = loadConfig({ DATA_DIR: dataDir }, { onAdminTokenCreated: (token) => told.push(token) });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      databaseUrl: undefined,
+      sqlitePath: path.join(dataDir, 'webhooks.db'),
+      baseDomain: 'plandocket.com',
+      rateLimits: { standard: 1000, professional: 5000, business: 10000, enterprise: null },
+      allowHttpTargets: false,
+      allowedTargetCidrs: [],
+    });
+    expect(told).toEqual([config.adminToken]);
+    expect(readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()).toBe(config.adminToken);
+    expect(statSync(path.join(dataDir, 'admin-token')).mode & 0o777).toBe(0o600);
+    expect(config.secretsKey).toHaveLength(32);
+    const again = loadConfig({ DATA_DIR: dataDir }, { onAdminTokenCreated: (token) => told.push(token) });
+    expect(told).toHaveLength(1);
+    expect(again.adminToken).toBe(config.adminToken);
+    expect(again.secretsKey.equals(config.secretsKey)).toBe(true);
+  });
+
+  it('takes every variable', () => {
+    const config = loadConfig({
+      DATA_DIR: dir(),
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'postgres://u@db/x',
+      ADMIN_TOKEN: 'a-long-enough-admin-token',
+      BASE_DOMAIN: 'Example.ORG',
+      SECRETS_KEY: 'ab'.repeat(32),
+      RATE_LIMIT_BUSINESS: 'unlimited',
+      RATE_LIMIT_STANDARD: '10',
+      ALLOW_HTTP_TARGETS: 'true',
+      ALLOWED_TARGET_CIDRS: '127.0.0.0/8, ::1/128',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      host: '127.0.0.1',
+      databaseUrl: 'postgres://u@db/x',
+      adminToken: 'a-long-enough-admin-token',
+      baseDomain: 'example.org',
+      rateLimits: { standard: 10, business: null },
+      allowHttpTargets: true,
+      allowedTargetCidrs: ['127.0.0.0/8', '::1/128'],
+    });
+    expect(config.secretsKey.toString('hex')).toBe('ab'.repeat(32));
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['ADMIN_TOKEN', 'short'],
+    ['BASE_DOMAIN', 'not a domain'],
+    ['SECRETS_KEY', 'too-short'],
+    ['RATE_LIMIT_PROFESSIONAL', '-5'],
+    ['ALLOW_HTTP_TARGETS', 'yes'],
+    ['ALLOWED_TARGET_CIDRS', '10.0.0.0'],
+    ['ALLOWED_TARGET_CIDRS', '999.0.0.0/8'],
+    ['LOG_LEVEL', 'loud'],
+  ])('stops on a bad %s (%s) with one line naming it', (name, value) => {
+    const load = () => loadConfig({ DATA_DIR: dir(), [name]: value });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(new RegExp(`^${name}`));
+    try {
+      load();
+    } catch (error) {
+      expect((error as Error).message).not.toContain('\n');
+    }
+  });
+});
