@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildApp } from './api/app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { PLANS } from './domain/plans.js';
-import { openConfiguredStore, serve } from './server.js';
+import { openConfiguredStore, ROLES, type Role, serve } from './server.js';
 import { migrate } from './store/db.js';
 import { VERSION } from './version.js';
 
@@ -76,8 +76,13 @@ const program = new Command('plandocket-webhooks')
 
 program
   .command('serve')
-  .description('apply migrations and serve the API')
-  .action(async () => serve(config()));
+  .description('apply migrations, then serve the API and deliver events')
+  .addOption(
+    new Option('--role <role>', 'api: HTTP only; worker: deliveries only; all: both')
+      .choices(ROLES)
+      .default('all'),
+  )
+  .action(async (o: { role: Role }) => serve(config(), o.role));
 
 program
   .command('migrate')
@@ -114,6 +119,21 @@ tenant
   .action((slug: string, o: { name?: string; plan?: string; features?: string[] }) =>
     operator('PATCH', `/internal/v1/tenants/${encodeURIComponent(slug)}`, o),
   );
+
+program
+  .command('emit <tenant> <type>')
+  .description('publish an event, as the platform does')
+  .option('--data <json>', 'the event data, a JSON object', '{}')
+  .option('--id <id>', 'your id for the event: publishing it again is a no-op')
+  .action((slug: string, type: string, o: { data: string; id?: string }) => {
+    let data: unknown;
+    try {
+      data = JSON.parse(o.data);
+    } catch {
+      throw new InvalidArgumentError('--data must be JSON, e.g. \'{"invoice_id": 42}\'.');
+    }
+    return operator('POST', '/internal/v1/events', { tenant: slug, type, data, ...(o.id && { id: o.id }) });
+  });
 
 const key = program.command('key').description('manage API keys');
 key

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { invalidCidr } from './domain/address-policy.js';
 import { PLANS, type Plan } from './domain/plans.js';
+import { DEFAULT_RETRY_SCHEDULE, parseDuration, parseSchedule } from './domain/retry-schedule.js';
 
 /** A rate limit per hour; `null` means unlimited. */
 export type RateLimits = Record<Plan, number | null>;
@@ -22,6 +23,22 @@ export interface Config {
   logLevel: string;
   allowHttpTargets: boolean;
   allowedTargetCidrs: string[];
+  delivery: DeliveryConfig;
+}
+
+export interface DeliveryConfig {
+  /** Waits after the 1st, 2nd, ... failed attempt, in milliseconds; the last repeats. */
+  retrySchedule: number[];
+  /** Deliveries in flight at once in one worker process. */
+  concurrency: number;
+  /** Deliveries in flight at once to one webhook, per worker process. */
+  webhookConcurrency: number;
+  /** Added to a webhook's timeout to make a worker's lease on a delivery. */
+  leaseMarginMs: number;
+  /** A webhook failing this long, with several deliveries exhausted, is switched off. */
+  autoDisableAfterMs: number;
+  /** How long shutdown waits for deliveries in flight. */
+  shutdownGraceMs: number;
 }
 
 /** A configuration value that cannot be used: the process stops with this one line. */
@@ -75,6 +92,41 @@ function cidrs(env: Env): string[] {
     );
   }
   return list;
+}
+
+function duration(env: Env, name: string, fallback: string): number {
+  const raw = env[name] || fallback;
+  const ms = parseDuration(raw);
+  if (ms === undefined)
+    throw new ConfigError(`${name} must be a duration such as 500ms, 10s, 5m, 2h or 5d, got "${raw}"`);
+  return ms;
+}
+
+function count(env: Env, name: string, fallback: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > max) {
+    throw new ConfigError(`${name} must be an integer from 1 to ${max}, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function delivery(env: Env): DeliveryConfig {
+  const raw = env.RETRY_SCHEDULE || DEFAULT_RETRY_SCHEDULE;
+  const retrySchedule = parseSchedule(raw);
+  if (!retrySchedule) {
+    throw new ConfigError(
+      `RETRY_SCHEDULE must be comma-separated durations such as 10s,1m,5m,30m, got "${raw}"`,
+    );
+  }
+  return {
+    retrySchedule,
+    concurrency: count(env, 'DELIVERY_CONCURRENCY', 200, 10_000),
+    webhookConcurrency: count(env, 'WEBHOOK_CONCURRENCY', 10, 1000),
+    leaseMarginMs: duration(env, 'LEASE_MARGIN', '30s'),
+    autoDisableAfterMs: duration(env, 'AUTO_DISABLE_AFTER', '5d'),
+    shutdownGraceMs: duration(env, 'SHUTDOWN_GRACE', '10s'),
+  };
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -134,6 +186,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     logLevel: logLevel(env),
     allowHttpTargets: boolean(env, 'ALLOW_HTTP_TARGETS'),
     allowedTargetCidrs: cidrs(env),
+    delivery: delivery(env),
   };
   const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;
 

@@ -2,11 +2,18 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { buildApp, loggerOptions } from './api/app.js';
 import type { Config } from './config.js';
+import { DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
+import { Metrics } from './metrics.js';
 import { migrate, openStore, type Store } from './store/db.js';
 
+export const ROLES = ['all', 'api', 'worker'] as const;
+export type Role = (typeof ROLES)[number];
+
 export interface Service {
-  app: FastifyInstance;
+  app: FastifyInstance | undefined;
+  worker: DeliveryWorker | undefined;
   store: Store;
+  /** Stops the worker (finishing or releasing its deliveries), closes the API and the database. */
   close(): Promise<void>;
 }
 
@@ -14,17 +21,40 @@ export async function openConfiguredStore(config: Config): Promise<Store> {
   return openStore({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
 }
 
-/** Opens the database, applies migrations and builds the HTTP app (not yet listening). */
-export async function createService(config: Config, logger?: pino.Logger): Promise<Service> {
+export interface ServiceOptions {
+  role?: Role;
+  logger?: pino.Logger;
+  /** Tests: see WorkerOptions. */
+  worker?: Pick<WorkerOptions, 'resolve' | 'ca'>;
+}
+
+/** Opens the database, applies migrations, builds the API and starts the worker, as the role says. */
+export async function createService(config: Config, options: ServiceOptions = {}): Promise<Service> {
+  const role = options.role ?? 'all';
+  const logger = options.logger ?? pino({ level: 'silent' });
   const store = await openConfiguredStore(config);
   try {
     await migrate(store);
-    const app = await buildApp({ config, store, ...(logger && { logger }) });
+    const metrics = new Metrics(store);
+    const app = role === 'worker' ? undefined : await buildApp({ config, store, metrics, logger });
+    const worker =
+      role === 'api'
+        ? undefined
+        : new DeliveryWorker({
+            config,
+            store,
+            metrics,
+            log: logger.child({ component: 'worker' }),
+            ...options.worker,
+          });
+    worker?.start();
     return {
       app,
+      worker,
       store,
       async close() {
-        await app.close();
+        await worker?.stop();
+        await app?.close();
         await store.close();
       },
     };
@@ -34,8 +64,8 @@ export async function createService(config: Config, logger?: pino.Logger): Promi
   }
 }
 
-/** `serve`: listens until SIGTERM or SIGINT, then closes cleanly and exits 0. */
-export async function serve(config: Config): Promise<void> {
+/** `serve`: runs until SIGTERM or SIGINT, then shuts down cleanly and exits 0. */
+export async function serve(config: Config, role: Role): Promise<void> {
   const logger = pino(loggerOptions(config.logLevel) as pino.LoggerOptions);
   if (config.allowHttpTargets)
     logger.warn('ALLOW_HTTP_TARGETS is on: plain http:// webhook URLs are accepted');
@@ -45,20 +75,23 @@ export async function serve(config: Config): Promise<void> {
       'ALLOWED_TARGET_CIDRS lets webhooks reach private addresses',
     );
   }
-  const service = await createService(config, logger);
-  await service.app.listen({ port: config.port, host: config.host });
+  const service = await createService(config, { role, logger });
+  if (service.app) await service.app.listen({ port: config.port, host: config.host });
   logger.info(
-    { database: config.databaseUrl ? 'postgres' : config.sqlitePath },
-    `PlanDocket Webhooks is listening on port ${config.port}`,
+    { role, database: config.databaseUrl ? 'postgres' : config.sqlitePath, worker: service.worker?.id },
+    service.app
+      ? `PlanDocket Webhooks is listening on port ${config.port}`
+      : 'PlanDocket Webhooks worker started',
   );
 
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal }, 'shutting down: no new claims, finishing deliveries in flight');
     try {
       await service.close();
+      logger.info('stopped');
       process.exit(0);
     } catch (error) {
       logger.error({ err: error }, 'shutdown failed');

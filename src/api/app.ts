@@ -11,9 +11,11 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Config } from '../config.js';
-import type { Store } from '../store/db.js';
+import { Metrics } from '../metrics.js';
+import { isDatabaseUnavailable, type Store } from '../store/db.js';
 import { VERSION } from '../version.js';
 import { ApiError, fieldErrorsFromSchema } from './errors.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -25,6 +27,8 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as 
 export interface AppOptions {
   config: Config;
   store: Store;
+  /** Shared with the worker of the same process; made here when absent. */
+  metrics?: Metrics;
   logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
 }
 
@@ -53,6 +57,7 @@ function validators() {
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config, store } = options;
+  const metrics = options.metrics ?? new Metrics(store);
   const app = Fastify({
     ...(options.logger && typeof options.logger === 'object' && 'child' in options.logger
       ? { loggerInstance: options.logger as FastifyBaseLogger }
@@ -86,6 +91,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('X-Request-Id', request.id);
   });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequests.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unknown', status_code: reply.statusCode },
+      reply.elapsedTime / 1000,
+    );
+  });
 
   app.setErrorHandler(
     (error: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
@@ -114,6 +125,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
       if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
         return reply.code(error.statusCode).send({ error: error.message, meta });
+      }
+      if (isDatabaseUnavailable(error)) {
+        request.log.warn({ err: error }, 'database unavailable');
+        return reply
+          .code(503)
+          .header('Retry-After', '5')
+          .send({ error: 'Service unavailable: the database does not answer. Try again shortly.', meta });
       }
       request.log.error({ err: error }, 'request failed');
       return reply.code(500).send({ error: 'Internal server error', meta });
@@ -156,6 +174,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes(store));
   await app.register(webhookRoutes(config, store));
   await app.register(tenantRoutes(config, store));
+  await app.register(eventRoutes(config, store));
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   for (const [url, methods] of methodsByUrl) {

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -11,6 +12,10 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /** PostgreSQL: how to open a connection of one's own (for LISTEN). */
+  connection?: pg.ClientConfig;
+  /** Wakes this process's worker at once when deliveries are queued (SQLite's way; PostgreSQL adds NOTIFY). */
+  wakeups: EventEmitter;
   close(): Promise<void>;
 }
 
@@ -41,13 +46,18 @@ function openSqlite(file: string): Kysely<Database> {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
 }
 
-function openPostgres(url: string, schema: string | undefined): Kysely<Database> {
-  const pool = new pg.Pool({
+function pgConfig(url: string, schema: string | undefined): pg.ClientConfig {
+  return {
     connectionString: url,
-    max: 10,
     types: pgTypes,
     ...(schema ? { options: `-c search_path=${schema}` } : {}),
-  });
+  };
+}
+
+function openPostgres(connection: pg.ClientConfig): Kysely<Database> {
+  const pool = new pg.Pool({ ...connection, max: 10 });
+  // An idle connection that the server dropped must not take the process down; the pool replaces it.
+  pool.on('error', () => {});
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
@@ -55,15 +65,21 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   if (options.databaseUrl) {
     if (options.pgSchema) {
       if (!/^[a-z_][a-z0-9_]*$/.test(options.pgSchema)) throw new Error('invalid schema name');
-      const admin = openPostgres(options.databaseUrl, undefined);
+      const admin = openPostgres(pgConfig(options.databaseUrl, undefined));
       await sql`create schema if not exists ${sql.id(options.pgSchema)}`.execute(admin);
       await admin.destroy();
     }
-    const db = openPostgres(options.databaseUrl, options.pgSchema);
-    return { db, dialect: 'postgres', close: () => db.destroy() };
+    const connection = pgConfig(options.databaseUrl, options.pgSchema);
+    const db = openPostgres(connection);
+    return { db, dialect: 'postgres', connection, wakeups: new EventEmitter(), close: () => db.destroy() };
   }
   const db = openSqlite(options.sqlitePath ?? ':memory:');
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  return { db, dialect: 'sqlite', wakeups: new EventEmitter(), close: () => db.destroy() };
+}
+
+/** Tells this process's worker that deliveries may be due. */
+export function wake(store: Store): void {
+  store.wakeups.emit('wake');
 }
 
 /** Applies every pending migration; safe to run from several processes at once on PostgreSQL. */
@@ -85,4 +101,24 @@ export async function ping(store: Store): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'SQLITE_BUSY',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+
+/** True for errors that mean "the database is away", not "the query is wrong". */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string };
+  if (e.code && (UNAVAILABLE_CODES.has(e.code) || e.code.startsWith('08'))) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    e.message ?? '',
+  );
 }

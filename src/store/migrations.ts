@@ -1,4 +1,4 @@
-import type { ColumnDefinitionBuilder, Kysely, Migration } from 'kysely';
+import { type ColumnDefinitionBuilder, type Kysely, type Migration, sql } from 'kysely';
 import type { Dialect } from './db.js';
 
 /**
@@ -82,6 +82,86 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('window_start', 'bigint', (c) => c.notNull())
           .addColumn('count', 'integer', (c) => c.notNull())
           .addPrimaryKeyConstraint('rate_limit_windows_pk', ['tenant_id', 'window_start'])
+          .execute();
+      },
+    },
+    '0002_events_deliveries_attempts': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('webhooks').addColumn('failing_since', 'bigint').execute();
+
+        await db.schema
+          .createTable('events')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('client_id', 'text')
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('events_client_id')
+          .on('events')
+          .columns(['tenant_id', 'client_id'])
+          .unique()
+          .execute();
+
+        await db.schema
+          .createTable('deliveries')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('webhook_id', 'integer', (c) =>
+            c.notNull().references('webhooks.id').onDelete('cascade'),
+          )
+          .addColumn('event_id', 'text', (c) => c.notNull().references('events.id').onDelete('cascade'))
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint')
+          .addColumn('locked_until', 'bigint')
+          .addColumn('locked_by', 'text')
+          .addColumn('last_status_code', 'integer')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // The queue: pending deliveries by due time.
+        await db.schema
+          .createIndex('deliveries_due')
+          .on('deliveries')
+          .columns(['next_attempt_at'])
+          .where(sql.ref('status'), '=', 'pending')
+          .execute();
+        // The delivery log of one webhook, newest first (ids sort by time).
+        await db.schema
+          .createIndex('deliveries_webhook')
+          .on('deliveries')
+          .columns(['webhook_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('deliveries_webhook_status')
+          .on('deliveries')
+          .columns(['webhook_id', 'status', 'id'])
+          .execute();
+        await db.schema.createIndex('deliveries_event').on('deliveries').columns(['event_id']).execute();
+
+        await db.schema
+          .createTable('attempts')
+          .addColumn('id', 'integer', id)
+          .addColumn('delivery_id', 'text', (c) =>
+            c.notNull().references('deliveries.id').onDelete('cascade'),
+          )
+          .addColumn('number', 'integer', (c) => c.notNull())
+          .addColumn('started_at', 'bigint', (c) => c.notNull())
+          .addColumn('duration_ms', 'integer', (c) => c.notNull())
+          .addColumn('request_headers', 'text', (c) => c.notNull())
+          .addColumn('response_status', 'integer')
+          .addColumn('response_headers', 'text')
+          .addColumn('response_body', 'text')
+          .addColumn('error', 'text')
+          .execute();
+        await db.schema
+          .createIndex('attempts_delivery')
+          .on('attempts')
+          .columns(['delivery_id', 'number'])
           .execute();
       },
     },

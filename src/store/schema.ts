@@ -46,6 +46,8 @@ export interface WebhookTable {
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
+  /** When the current run of failures began; null after a success. */
+  failing_since: number | null;
 }
 
 /** One row per subscribed event type of a webhook (`*` for all), in the order given. */
@@ -62,10 +64,55 @@ export interface RateLimitWindowTable {
   count: number;
 }
 
+/** An event as published: `payload` is the exact JSON body every delivery sends. */
+export interface EventTable {
+  id: string;
+  tenant_id: number;
+  type: string;
+  /** The publisher's own id, for idempotent publishing. */
+  client_id: string | null;
+  payload: string;
+  created_at: number;
+}
+
+/** One (event, webhook) pair: the queue, the retry schedule and the delivery log in one row. */
+export interface DeliveryTable {
+  id: string;
+  tenant_id: number;
+  webhook_id: number;
+  event_id: string;
+  status: string;
+  attempts: number;
+  next_attempt_at: number | null;
+  /** The lease of the worker that claimed it; an expired lease lets another worker take over. */
+  locked_until: number | null;
+  locked_by: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AttemptTable {
+  id: Generated<number>;
+  delivery_id: string;
+  number: number;
+  started_at: number;
+  duration_ms: number;
+  request_headers: string;
+  response_status: number | null;
+  response_headers: string | null;
+  response_body: string | null;
+  error: string | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
   webhooks: WebhookTable;
   webhook_events: WebhookEventTable;
   rate_limit_windows: RateLimitWindowTable;
+  events: EventTable;
+  deliveries: DeliveryTable;
+  attempts: AttemptTable;
 }

@@ -170,15 +170,33 @@ export async function updateWebhook(
   });
 }
 
-/** Deletes a webhook (kept as a tombstone for its delivery history); false when not found. */
+/**
+ * Deletes a webhook (kept as a tombstone for its delivery history) and cancels its pending
+ * deliveries; false when not found.
+ */
 export async function deleteWebhook(store: Store, tenantId: number, id: number): Promise<boolean> {
   const now = Date.now();
-  const result = await store.db
-    .updateTable('webhooks')
-    .set({ deleted_at: now, updated_at: now, is_active: 0 })
-    .where('tenant_id', '=', tenantId)
-    .where('id', '=', id)
-    .where('deleted_at', 'is', null)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  return store.db.transaction().execute(async (trx) => {
+    const result = await trx
+      .updateTable('webhooks')
+      .set({ deleted_at: now, updated_at: now, is_active: 0 })
+      .where('tenant_id', '=', tenantId)
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) return false;
+    await trx
+      .updateTable('deliveries')
+      .set({
+        status: 'cancelled',
+        next_attempt_at: null,
+        locked_by: null,
+        locked_until: null,
+        updated_at: now,
+      })
+      .where('webhook_id', '=', id)
+      .where('status', '=', 'pending')
+      .execute();
+    return true;
+  });
 }

@@ -1,0 +1,133 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Config } from '../../config.js';
+import { EVENT_TYPES } from '../../domain/events.js';
+import type { FieldErrors } from '../../domain/webhook-rules.js';
+import type { Store } from '../../store/db.js';
+import { type NewEvent, publishEvents } from '../../store/events.js';
+import { findTenantBySlug, type Tenant } from '../../store/tenants.js';
+import { operatorAuth } from '../auth.js';
+import { ApiError, validationFailed } from '../errors.js';
+import { meta } from '../present.js';
+import { ErrorBody, envelope } from '../schemas.js';
+
+/** An event's `data` may take this much JSON; a publish body a little more. */
+export const EVENT_DATA_LIMIT = 256 * 1024;
+export const BATCH_LIMIT = 1000;
+
+const PUBLISHABLE = new Set(EVENT_TYPES.filter((e) => e.subscribable).map((e) => e.type));
+
+const EventInput = Type.Object(
+  {
+    tenant: Type.String({ minLength: 1, maxLength: 63 }),
+    type: Type.String({ minLength: 1, maxLength: 255 }),
+    data: Type.Record(Type.String(), Type.Unknown(), { description: 'Any JSON object.' }),
+    id: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: 'Your id: publishing it again is a no-op.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+type EventInputType = { tenant: string; type: string; data: Record<string, unknown>; id?: string };
+
+const Published = Type.Object({ id: Type.String(), deliveries: Type.Integer() });
+const BatchItem = Type.Union([
+  Published,
+  Type.Object({
+    status: Type.Integer(),
+    error: Type.String(),
+    errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+  }),
+]);
+
+type Problem = { status: number; error: string; errors?: FieldErrors };
+
+/** The platform's publish API: events in, deliveries queued. Behind the operator token. */
+export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
+  /** Checks what the schema cannot: the tenant exists, the type is in the catalog, the size. */
+  async function resolve(
+    input: EventInputType,
+    tenants: Map<string, Tenant | undefined>,
+  ): Promise<NewEvent | Problem> {
+    if (!tenants.has(input.tenant)) tenants.set(input.tenant, await findTenantBySlug(store, input.tenant));
+    const tenant = tenants.get(input.tenant);
+    if (!tenant) return { status: 404, error: `Tenant not found: ${input.tenant}` };
+    if (!PUBLISHABLE.has(input.type)) {
+      return {
+        status: 422,
+        error: 'Validation failed',
+        errors: { type: [`Unknown event type: ${input.type}.`] },
+      };
+    }
+    if (Buffer.byteLength(JSON.stringify(input.data)) > EVENT_DATA_LIMIT) {
+      return { status: 413, error: `The event data is larger than ${EVENT_DATA_LIMIT} bytes.` };
+    }
+    return {
+      tenantId: tenant.id,
+      tenantSlug: tenant.slug,
+      type: input.type,
+      data: input.data,
+      clientId: input.id,
+    };
+  }
+
+  return async (app) => {
+    app.addHook('onRequest', operatorAuth(config));
+    const schema = { hide: true, tags: ['Operators'] };
+
+    app.post(
+      '/internal/v1/events',
+      {
+        bodyLimit: EVENT_DATA_LIMIT,
+        schema: {
+          ...schema,
+          body: EventInput,
+          response: { 202: envelope(Published), 404: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+        },
+      },
+      async (request, reply) => {
+        const event = await resolve(request.body, new Map());
+        if ('status' in event) {
+          if (event.errors) throw validationFailed(event.errors);
+          throw new ApiError(event.status, event.error);
+        }
+        const [published] = await publishEvents(store, [event]);
+        reply.code(202);
+        return {
+          data: { id: published?.id as string, deliveries: published?.deliveries ?? 0 },
+          meta: meta(request),
+        };
+      },
+    );
+
+    app.post(
+      '/internal/v1/events/batch',
+      {
+        bodyLimit: 32 * 1024 * 1024,
+        schema: {
+          ...schema,
+          body: Type.Object(
+            { events: Type.Array(EventInput, { minItems: 1, maxItems: BATCH_LIMIT }) },
+            { additionalProperties: false },
+          ),
+          response: { 202: envelope(Type.Array(BatchItem)), 413: ErrorBody, 422: ErrorBody },
+        },
+      },
+      async (request, reply) => {
+        const tenants = new Map<string, Tenant | undefined>();
+        const resolved = [];
+        for (const input of request.body.events) resolved.push(await resolve(input, tenants));
+        const valid = resolved.filter((r): r is NewEvent => !('status' in r));
+        const published = valid.length > 0 ? await publishEvents(store, valid) : [];
+        let next = 0;
+        const data = resolved.map((r) => {
+          if ('status' in r) return r;
+          const p = published[next++];
+          return { id: p?.id as string, deliveries: p?.deliveries ?? 0 };
+        });
+        reply.code(202);
+        return { data, meta: meta(request) };
+      },
+    );
+  };
+}

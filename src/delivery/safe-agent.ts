@@ -1,0 +1,72 @@
+import dns from 'node:dns';
+import type { LookupFunction } from 'node:net';
+import { Agent } from 'undici';
+import type { AddressPolicy } from '../domain/address-policy.js';
+
+export interface ResolvedAddress {
+  address: string;
+  family: number;
+}
+
+/** Host name -> addresses. The system resolver by default; tests may map names of their own. */
+export type Resolver = (hostname: string) => Promise<ResolvedAddress[]>;
+
+export const systemResolver: Resolver = (hostname) =>
+  dns.promises.lookup(hostname, { all: true, verbatim: true });
+
+/** A delivery refused because of where it would go. */
+export class RefusedAddressError extends Error {
+  readonly code = 'E_REFUSED_ADDRESS';
+}
+
+/**
+ * A DNS lookup for the connector that checks every address the name resolves to and hands the
+ * socket only checked ones, so the address dialled is the address checked (no DNS rebinding).
+ * IP literals never reach a lookup; the sender checks those itself.
+ */
+export function checkedLookup(policy: AddressPolicy, resolve: Resolver): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname).then(
+      (addresses) => {
+        for (const { address } of addresses) {
+          const refusal = policy.refusal(address);
+          if (refusal) {
+            const error = new RefusedAddressError(
+              `${hostname} resolves to ${address} (${refusal}), which webhooks may not reach`,
+            );
+            return callback(error, '', 0);
+          }
+        }
+        const wanted = options.family === 4 || options.family === 6 ? options.family : undefined;
+        const usable = addresses.filter((a) => wanted === undefined || a.family === wanted);
+        const first = usable[0];
+        if (!first) {
+          const error = Object.assign(new Error(`${hostname} has no usable address`), { code: 'ENOTFOUND' });
+          return callback(error, '', 0);
+        }
+        if (options.all) return (callback as (e: null, a: ResolvedAddress[]) => void)(null, usable);
+        return callback(null, first.address, first.family);
+      },
+      (error: Error) => callback(error as NodeJS.ErrnoException, '', 0),
+    );
+  };
+}
+
+export interface AgentOptions {
+  policy: AddressPolicy;
+  resolve?: Resolver;
+  /** Extra trusted CAs for TLS (tests); Node's own list and NODE_EXTRA_CA_CERTS apply otherwise. */
+  ca?: string[];
+}
+
+/** One keep-alive connection pool per origin, for every delivery of this process. */
+export function deliveryAgent(options: AgentOptions): Agent {
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    keepAliveMaxTimeout: 60_000,
+    connect: {
+      lookup: checkedLookup(options.policy, options.resolve ?? systemResolver),
+      ...(options.ca && { ca: options.ca }),
+    },
+  });
+}

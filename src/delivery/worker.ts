@@ -1,0 +1,237 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Agent } from 'undici';
+import type { Config } from '../config.js';
+import { AddressPolicy } from '../domain/address-policy.js';
+import { decide } from '../domain/outcome.js';
+import { decryptSecret } from '../domain/secrets.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/db.js';
+import {
+  type ClaimedDelivery,
+  claimDeliveries,
+  nextClaimableAt,
+  recordAttempt,
+  releaseDeliveries,
+} from '../store/deliveries.js';
+import { listenForDeliveries } from '../store/listen.js';
+import { deliveryAgent, type Resolver } from './safe-agent.js';
+import { type SendResult, send } from './sender.js';
+
+export interface WorkerLog {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface WorkerOptions {
+  config: Config;
+  store: Store;
+  metrics: Metrics;
+  log: WorkerLog;
+  /** Tests: map host names to addresses of their choosing, and trust their CA. */
+  resolve?: Resolver;
+  ca?: string[];
+}
+
+/** With no notification, the worker still looks for due work this often. */
+const POLL_MS = 5_000;
+const CLAIM_BATCH = 100;
+/** Deliveries that exhaust their retries before a failing webhook is switched off. */
+const AUTO_DISABLE_MIN_FAILED = 5;
+
+/**
+ * The delivery worker: claims due deliveries with a lease, sends them with at most
+ * `concurrency` in flight (and at most `webhookConcurrency` to one webhook, so that a slow
+ * endpoint cannot hold up the others), records each attempt and schedules the next.
+ */
+export class DeliveryWorker {
+  readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly perWebhook = new Map<number, number>();
+  private readonly agent: Agent;
+  private readonly policy: AddressPolicy;
+  private readonly shutdown = new AbortController();
+  private running = false;
+  private woken = false;
+  private wakeUp: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private stopListening: (() => Promise<void>) | undefined;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
+    this.agent = deliveryAgent({
+      policy: this.policy,
+      ...(options.resolve && { resolve: options.resolve }),
+      ...(options.ca && { ca: options.ca }),
+    });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopListening = listenForDeliveries(this.options.store, this.wake, this.options.log);
+    this.loop = this.run();
+  }
+
+  /** Look for due work now. */
+  readonly wake = (): void => {
+    this.woken = true;
+    this.wakeUp?.();
+  };
+
+  /**
+   * Stops claiming, lets deliveries in flight finish for up to the grace period, then aborts
+   * the rest and gives up their leases so that another worker (or the next start) takes them.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.wake();
+    await this.loop;
+    await this.stopListening?.();
+    const grace = new Promise((resolve) =>
+      setTimeout(resolve, this.options.config.delivery.shutdownGraceMs).unref(),
+    );
+    await Promise.race([Promise.allSettled([...this.inFlight.values()]), grace]);
+    if (this.inFlight.size > 0) {
+      this.shutdown.abort();
+      await Promise.allSettled([...this.inFlight.values()]);
+    }
+    await releaseDeliveries(this.options.store, this.id).catch((error) =>
+      this.options.log.warn({ err: error }, 'could not release leases; they will expire'),
+    );
+    await this.agent.close();
+  }
+
+  /** Deliveries being sent right now (for tests and metrics). */
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  private atCap(): number[] {
+    const cap = this.options.config.delivery.webhookConcurrency;
+    return [...this.perWebhook].filter(([, n]) => n >= cap).map(([id]) => id);
+  }
+
+  private async run(): Promise<void> {
+    const { delivery } = this.options.config;
+    let failures = 0;
+    while (this.running) {
+      this.woken = false;
+      try {
+        const free = delivery.concurrency - this.inFlight.size;
+        let full = false;
+        if (free > 0) {
+          const limit = Math.min(free, CLAIM_BATCH);
+          const claimed = await claimDeliveries(this.options.store, {
+            workerId: this.id,
+            now: Date.now(),
+            limit,
+            perWebhook: delivery.webhookConcurrency,
+            skipWebhooks: this.atCap(),
+            leaseMarginMs: delivery.leaseMarginMs,
+          });
+          await this.launch(claimed);
+          full = claimed.length === limit;
+        }
+        failures = 0;
+        if (full || this.woken || !this.running) continue;
+        const next = free > 0 ? await nextClaimableAt(this.options.store, this.atCap()) : undefined;
+        const wait = next === undefined ? POLL_MS : Math.min(POLL_MS, Math.max(next - Date.now(), 10));
+        await this.sleep(wait);
+      } catch (error) {
+        failures += 1;
+        this.options.log.warn({ err: error }, 'claiming deliveries failed; retrying');
+        await this.sleep(Math.min(30_000, 100 * 2 ** Math.min(failures, 9)));
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.woken || !this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.wakeUp = undefined;
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  /** Starts sending what was claimed; what would pass a webhook's cap is handed back at once. */
+  private async launch(claimed: ClaimedDelivery[]): Promise<void> {
+    const cap = this.options.config.delivery.webhookConcurrency;
+    const excess: string[] = [];
+    for (const delivery of claimed) {
+      const busy = this.perWebhook.get(delivery.webhook_id) ?? 0;
+      if (busy >= cap) {
+        excess.push(delivery.id);
+        continue;
+      }
+      this.perWebhook.set(delivery.webhook_id, busy + 1);
+      const done = this.deliver(delivery)
+        .catch((error) => this.options.log.error({ err: error, delivery: delivery.id }, 'delivery failed'))
+        .finally(() => {
+          this.inFlight.delete(delivery.id);
+          const left = (this.perWebhook.get(delivery.webhook_id) ?? 1) - 1;
+          if (left > 0) this.perWebhook.set(delivery.webhook_id, left);
+          else this.perWebhook.delete(delivery.webhook_id);
+          this.wake();
+        });
+      this.inFlight.set(delivery.id, done);
+    }
+    await releaseDeliveries(this.options.store, this.id, excess);
+  }
+
+  private async deliver(delivery: ClaimedDelivery): Promise<void> {
+    const { config } = this.options;
+    const result = await send(
+      {
+        deliveryId: delivery.id,
+        eventId: delivery.event_id,
+        eventType: delivery.event_type,
+        url: delivery.url,
+        body: delivery.payload,
+        customHeaders: delivery.headers,
+        secrets: [decryptSecret(config.secretsKey, delivery.secret_ciphertext)],
+        timeoutMs: delivery.timeout_seconds * 1000,
+      },
+      { agent: this.agent, policy: this.policy, allowHttp: config.allowHttpTargets },
+      this.shutdown.signal,
+    );
+    // Aborted by shutdown: not the receiver's fault; the lease is released and it is sent again.
+    if (this.shutdown.signal.aborted && result.statusCode === null) return;
+    await this.record(delivery, result);
+  }
+
+  private async record(delivery: ClaimedDelivery, result: SendResult): Promise<void> {
+    const { config, store, metrics, log } = this.options;
+    const attempt = delivery.attempts + 1;
+    const decision = decide(result, attempt, delivery.retry_count, config.delivery.retrySchedule, Date.now());
+    metrics.attemptDuration.observe(result.durationMs / 1000);
+    // The outcome must be written: retry while the database is away, unless shutting down
+    // (then the lease expires and the delivery is sent again: at least once).
+    for (let tries = 0; ; tries++) {
+      try {
+        await recordAttempt(store, delivery, this.id, result, decision, {
+          afterMs: config.delivery.autoDisableAfterMs,
+          minFailedDeliveries: AUTO_DISABLE_MIN_FAILED,
+        });
+        break;
+      } catch (error) {
+        if (!this.running && tries >= 2) throw error;
+        log.warn({ err: error, delivery: delivery.id }, 'recording an attempt failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 100 * 2 ** Math.min(tries, 7))));
+      }
+    }
+    const outcome = decision.status === 'pending' ? 'retrying' : decision.status;
+    metrics.deliveries.inc({ outcome });
+    if (decision.status === 'failed' && 'deactivateWebhook' in decision && decision.deactivateWebhook) {
+      log.warn({ webhook: delivery.webhook_id }, decision.deactivateWebhook);
+    }
+  }
+}

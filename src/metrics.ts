@@ -1,0 +1,59 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Store } from './store/db.js';
+import { queueHealth } from './store/deliveries.js';
+
+/** The Prometheus metrics of one process, served at `/metrics`. */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly deliveries = new Counter({
+    name: 'webhook_deliveries_total',
+    help: 'Delivery attempts by outcome: succeeded, retrying (failed, will be retried) or failed (gave up).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly attemptDuration = new Histogram({
+    name: 'webhook_attempt_duration_seconds',
+    help: 'Time from sending a delivery to its answer (or error).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly httpRequests = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'API requests by method, route and status.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor(store: Store) {
+    let health: Promise<{ due: number; oldestDueAgeSeconds: number }> | undefined;
+    // One query serves both gauges of a scrape.
+    const read = () => {
+      health ??= queueHealth(store, Date.now()).finally(() => {
+        setImmediate(() => {
+          health = undefined;
+        });
+      });
+      return health;
+    };
+    new Gauge({
+      name: 'webhook_queue_due',
+      help: 'Pending deliveries due now.',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).due);
+      },
+    });
+    new Gauge({
+      name: 'webhook_queue_oldest_due_age_seconds',
+      help: 'How long the oldest due delivery has been waiting.',
+      registers: [this.registry],
+      async collect() {
+        this.set((await read()).oldestDueAgeSeconds);
+      },
+    });
+  }
+}
