@@ -49,7 +49,7 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
   const claimed = await sql<{ id: string }>`
     update deliveries set
       locked_by = ${workerId},
-      locked_until = ${now + leaseMarginMs} + 1000 * (select w.timeout_seconds from webhooks w where w.id = deliveries.webhook_id),
+      locked_until = cast(${now + leaseMarginMs} as bigint) + 1000 * (select w.timeout_seconds from webhooks w where w.id = deliveries.webhook_id),
       updated_at = ${now}
     where id in (
       select id from (
