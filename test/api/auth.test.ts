@@ -171,7 +171,11 @@ describeContract(
       const retryAfter = Number(limited.headers['retry-after']);
       expect(retryAfter).toBeGreaterThanOrEqual(1);
       expect(retryAfter).toBeLessThanOrEqual(3600);
-      const written = await h().store.db.selectFrom('webhooks').select('id').where('tenant_id', '=', a.id).execute();
+      const written = await h()
+        .store.db.selectFrom('webhooks')
+        .select('id')
+        .where('tenant_id', '=', a.id)
+        .execute();
       expect(written).toEqual([]);
       // The count lives in the database: a second app on the same database sees it.
       const { buildApp } = await import('../../src/api/app.js');

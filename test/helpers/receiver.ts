@@ -42,6 +42,8 @@ export async function makeCertificate(): Promise<TestCertificate> {
         name: 'subjectAltName',
         altNames: [
           { type: 2, value: 'receiver.test' },
+          { type: 2, value: 'loopback.test' },
+          { type: 2, value: 'v6-loopback.test' },
           { type: 2, value: 'localhost' },
           { type: 7, ip: '127.0.0.1' },
           { type: 7, ip: '::1' },
