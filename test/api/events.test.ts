@@ -1,0 +1,178 @@
+import { expect, it } from 'vitest';
+import { describeContract, webhookBody } from '../helpers/harness.js';
+
+describeContract('publish API', (h) => {
+  const publish = (body: unknown) => h().operator('POST', '/internal/v1/events', body);
+
+  it('queues one delivery per subscribed active webhook, committed before the 202', async () => {
+    const t = await h().tenant();
+    const other = await h().tenant();
+    const make = (events: string[], is_active = true, key = t.key) =>
+      h().api('POST', '/api/v1/webhooks', { key, body: webhookBody({ events, is_active }) });
+    await make(['invoice.paid']);
+    await make(['*']);
+    await make(['invoice.paid', 'invoice.created']);
+    await make(['contact.created']);
+    await make(['invoice.paid'], false);
+    await make(['invoice.paid'], true, other.key);
+    const deleted = (await make(['invoice.paid'])).json().data.id;
+    await h().api('DELETE', `/api/v1/webhooks/${deleted}`, { key: t.key });
+
+    const res = await publish({ tenant: t.slug, type: 'invoice.paid', data: { invoice_id: 42 } });
+    expect(res.statusCode).toBe(202);
+    const { data } = res.json();
+    expect(data.id).toMatch(/^evt_/);
+    expect(data.deliveries).toBe(3);
+    const rows = await h()
+      .store.db.selectFrom('deliveries')
+      .selectAll()
+      .where('event_id', '=', data.id)
+      .execute();
+    expect(rows).toHaveLength(3);
+    expect(rows.every((r) => r.status === 'pending' && r.tenant_id === t.id)).toBe(true);
+    const event = await h()
+      .store.db.selectFrom('events')
+      .selectAll()
+      .where('id', '=', data.id)
+      .executeTakeFirstOrThrow();
+    expect(JSON.parse(event.payload)).toEqual({
+      id: data.id,
+      type: 'invoice.paid',
+      created_at: new Date(event.created_at).toISOString(),
+      tenant: t.slug,
+      data: { invoice_id: 42 },
+    });
+  });
+
+  it('is idempotent per tenant and client id', async () => {
+    const t = await h().tenant();
+    const u = await h().tenant();
+    await h().api('POST', '/api/v1/webhooks', { key: t.key, body: webhookBody() });
+    const first = (
+      await publish({ tenant: t.slug, type: 'invoice.paid', data: {}, id: 'inv-42-paid' })
+    ).json().data;
+    const again = (
+      await publish({ tenant: t.slug, type: 'invoice.paid', data: { x: 1 }, id: 'inv-42-paid' })
+    ).json().data;
+    expect(again).toEqual(first);
+    const count = await h()
+      .store.db.selectFrom('deliveries')
+      .select('id')
+      .where('event_id', '=', first.id)
+      .execute();
+    expect(count).toHaveLength(1);
+    const elsewhere = (
+      await publish({ tenant: u.slug, type: 'invoice.paid', data: {}, id: 'inv-42-paid' })
+    ).json().data;
+    expect(elsewhere.id).not.toBe(first.id);
+  });
+
+  it('refuses an unknown tenant (404), an unknown or test type (422), data that is not an object (422)', async () => {
+    const t = await h().tenant();
+    expect((await publish({ tenant: 'nobody', type: 'invoice.paid', data: {} })).statusCode).toBe(404);
+    const unknown = await publish({ tenant: t.slug, type: 'invoice.eaten', data: {} });
+    expect(unknown.statusCode).toBe(422);
+    expect(unknown.json().errors.type).toEqual(['Unknown event type: invoice.eaten.']);
+    expect((await publish({ tenant: t.slug, type: 'webhook.test', data: {} })).statusCode).toBe(422);
+    for (const data of [[1, 2], 'text', 5, null]) {
+      const res = await publish({ tenant: t.slug, type: 'invoice.paid', data });
+      expect(res.statusCode, JSON.stringify(data)).toBe(422);
+      expect(res.json().errors.data).toEqual(['The data must be an object.']);
+    }
+    expect((await publish({ tenant: t.slug, type: 'invoice.paid' })).json().errors.data).toEqual([
+      'The data field is required.',
+    ]);
+  });
+
+  it('refuses a body over 256 KiB with 413 and writes nothing', async () => {
+    const t = await h().tenant();
+    const res = await publish({
+      tenant: t.slug,
+      type: 'invoice.paid',
+      data: { blob: 'x'.repeat(256 * 1024) },
+    });
+    expect(res.statusCode).toBe(413);
+    const events = await h()
+      .store.db.selectFrom('events')
+      .select('id')
+      .where('tenant_id', '=', t.id)
+      .execute();
+    expect(events).toEqual([]);
+  });
+
+  it('publishes a batch in one go, answering per event', async () => {
+    const t = await h().tenant();
+    await h().api('POST', '/api/v1/webhooks', { key: t.key, body: webhookBody({ events: ['*'] }) });
+    const events = [
+      { tenant: t.slug, type: 'invoice.paid', data: { n: 1 } },
+      { tenant: 'nobody', type: 'invoice.paid', data: {} },
+      { tenant: t.slug, type: 'nope.nope', data: {} },
+      { tenant: t.slug, type: 'booth.assigned', data: { n: 2 }, id: 'b-1' },
+      { tenant: t.slug, type: 'booth.assigned', data: { n: 2 }, id: 'b-1' },
+    ];
+    const res = await h().operator('POST', '/internal/v1/events/batch', { events });
+    expect(res.statusCode).toBe(202);
+    const data = res.json().data;
+    expect(data).toHaveLength(5);
+    expect(data[0]).toEqual({ id: expect.stringMatching(/^evt_/), deliveries: 1 });
+    expect(data[1]).toMatchObject({ status: 404, error: 'Tenant not found: nobody' });
+    expect(data[2]).toMatchObject({ status: 422, errors: { type: ['Unknown event type: nope.nope.'] } });
+    expect(data[4]).toEqual(data[3]);
+    const stored = await h()
+      .store.db.selectFrom('events')
+      .select('id')
+      .where('tenant_id', '=', t.id)
+      .execute();
+    expect(stored).toHaveLength(2);
+  });
+
+  it('takes up to 1,000 events per batch', async () => {
+    const t = await h().tenant();
+    const event = { tenant: t.slug, type: 'contact.created', data: {} };
+    const ok = await h().operator('POST', '/internal/v1/events/batch', { events: Array(1000).fill(event) });
+    expect(ok.statusCode).toBe(202);
+    expect(ok.json().data).toHaveLength(1000);
+    const tooMany = await h().operator('POST', '/internal/v1/events/batch', {
+      events: Array(1001).fill(event),
+    });
+    expect(tooMany.statusCode).toBe(422);
+    expect(tooMany.json().errors.events).toEqual(['The events must not have more than 1000 items.']);
+    const none = await h().operator('POST', '/internal/v1/events/batch', { events: [] });
+    expect(none.statusCode).toBe(422);
+  });
+
+  it('needs the admin token', async () => {
+    const t = await h().tenant();
+    const res = await h().api('POST', '/internal/v1/events', {
+      key: t.key,
+      body: { tenant: t.slug, type: 'invoice.paid', data: {} },
+    });
+    expect(res.statusCode).toBe(401);
+  });
+
+  it('serves Prometheus metrics', async () => {
+    await h().app.inject('/healthz');
+    const res = await h().app.inject('/metrics');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    for (const name of [
+      'webhook_deliveries_total',
+      'webhook_attempt_duration_seconds',
+      'webhook_queue_due',
+      'webhook_queue_oldest_due_age_seconds',
+      'http_request_duration_seconds_bucket{le="0.001",method="GET",route="/healthz",status_code="200"}',
+    ]) {
+      expect(res.body).toContain(name);
+    }
+    const due = Number(/^webhook_queue_due (\d+)$/m.exec(res.body)?.[1]);
+    const pending = await h()
+      .store.db.selectFrom('deliveries as d')
+      .innerJoin('webhooks as w', 'w.id', 'd.webhook_id')
+      .select('d.id')
+      .where('d.status', '=', 'pending')
+      .where('w.is_active', '=', 1)
+      .execute();
+    expect(due).toBe(pending.length);
+    expect(due).toBeGreaterThan(0);
+  });
+});
