@@ -56,8 +56,10 @@ function pgConfig(url: string, schema: string | undefined): pg.ClientConfig {
 
 function openPostgres(connection: pg.ClientConfig): Kysely<Database> {
   const pool = new pg.Pool({ ...connection, max: 10 });
-  // An idle connection that the server dropped must not take the process down; the pool replaces it.
+  // A connection the server dropped must not take the process down: the query on it fails (and is
+  // retried by its caller) and the pool opens a new one. Without these listeners pg would throw.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -14,6 +14,7 @@ import { makeCertificate, Receiver, type TestCertificate } from './receiver.js';
 /** Test host names: the receiver, and names that resolve to addresses webhooks may not reach. */
 export const TEST_HOSTS: Record<string, string[]> = {
   'receiver.test': ['127.0.0.1'],
+  localhost: ['127.0.0.1'],
   'loopback.test': ['127.0.0.1'],
   'metadata.test': ['169.254.169.254'],
   'v6-loopback.test': ['::1'],
@@ -179,16 +180,18 @@ export async function createDeliveryHarness(
   };
 }
 
+type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
 /** Polls until `check` returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(
   check: () => Promise<T> | T,
   timeoutMs = 10_000,
   what = 'condition',
-): Promise<T> {
+): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
-    if (value) return value;
+    if (value) return value as Truthy<T>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }

@@ -32,7 +32,7 @@ describe('signatures', () => {
     expect(plandocketDocsVerify(secret, lower, body)).toBe(true);
     expect(plandocketDocsVerify(secret, lower, `${body} `)).toBe(false);
     expect(plandocketDocsVerify('whsec_other', lower, body)).toBe(false);
-    const old = { ...lower, 'x-webhook-timestamp': String(now - 301) };
+    const old: Record<string, string> = { ...lower, 'x-webhook-timestamp': String(now - 301) };
     old['x-webhook-signature'] = plandocketSignature(secret, now - 301, body);
     expect(plandocketDocsVerify(secret, old, body)).toBe(false);
   });

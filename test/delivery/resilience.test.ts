@@ -1,0 +1,295 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createService, type Service } from '../../src/server.js';
+import { openStore, type Store } from '../../src/store/db.js';
+import { freshDatabaseUrl, testResolver, waitFor } from '../helpers/delivery-harness.js';
+import { ADMIN_TOKEN, DATABASES } from '../helpers/harness.js';
+import { startServe } from '../helpers/processes.js';
+import { makeCertificate, Receiver } from '../helpers/receiver.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
+
+const postgres = DATABASES.find((d) => d.name === 'postgres') as (typeof DATABASES)[number];
+const WEBHOOKS = 5;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+function baseEnv(dataDir: string, databaseUrl: string | undefined): Record<string, string> {
+  return {
+    DATA_DIR: dataDir,
+    ADMIN_TOKEN,
+    SECRETS_KEY: randomBytes(32).toString('hex'),
+    ALLOWED_TARGET_CIDRS: '127.0.0.0/8',
+    RETRY_SCHEDULE: '200ms',
+    LEASE_MARGIN: '1s',
+    WEBHOOK_CONCURRENCY: '10',
+    LOG_LEVEL: 'warn',
+    ...(databaseUrl && { DATABASE_URL: databaseUrl }),
+  };
+}
+
+/** Operator and tenant calls, over HTTP or through `inject`. */
+type Call = (
+  method: string,
+  url: string,
+  body: unknown,
+  token: string,
+) => Promise<{ status: number; body: any }>;
+
+const overHttp =
+  (port: number): Call =>
+  async (method, url, body, token) => {
+    const res = await fetch(`http://127.0.0.1:${port}${url}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: await res.json().catch(() => undefined) };
+  };
+
+const throughInject =
+  (service: Service): Call =>
+  async (method, url, body, token) => {
+    const res = await service.app?.inject({
+      method: method as 'GET',
+      url,
+      headers: { authorization: `Bearer ${token}` },
+      ...(body !== undefined && { payload: body as object }),
+    });
+    return { status: res?.statusCode ?? 0, body: res?.body ? res.json() : undefined };
+  };
+
+/** A tenant with WEBHOOKS webhooks on the receiver, each subscribed to everything. */
+async function setUp(call: Call, receiver: Receiver): Promise<{ slug: string; key: string }> {
+  const slug = 'crash';
+  await call(
+    'POST',
+    '/internal/v1/tenants',
+    { slug, name: 'Crash', plan: 'enterprise', features: ['webhooks'] },
+    ADMIN_TOKEN,
+  );
+  const key = (
+    await call(
+      'POST',
+      `/internal/v1/tenants/${slug}/api-keys`,
+      { name: 'k', scopes: ['webhooks'] },
+      ADMIN_TOKEN,
+    )
+  ).body.data.key;
+  for (let i = 0; i < WEBHOOKS; i++) {
+    const res = await call(
+      'POST',
+      '/api/v1/webhooks',
+      {
+        url: `https://localhost:${receiver.port}/c/${i}`,
+        events: ['*'],
+        timeout_seconds: 1,
+        retry_count: 10,
+      },
+      key,
+    );
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+  }
+  return { slug, key };
+}
+
+async function publish(call: Call, slug: string, events: number): Promise<void> {
+  for (let sent = 0; sent < events; sent += 200) {
+    const batch = Array.from({ length: Math.min(200, events - sent) }, (_, i) => ({
+      tenant: slug,
+      type: 'invoice.paid',
+      data: { n: sent + i },
+    }));
+    const res = await call('POST', '/internal/v1/events/batch', { events: batch }, ADMIN_TOKEN);
+    expect(res.status).toBe(202);
+  }
+}
+
+async function statusCounts(store: Store): Promise<Record<string, number>> {
+  const rows = await store.db
+    .selectFrom('deliveries')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy('status')
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+}
+
+/** Every delivery arrived at least once; with `mayRepeat`, the ones that arrived twice are all in it. */
+async function expectAtLeastOnce(store: Store, receiver: Receiver, mayRepeat?: Set<string>): Promise<void> {
+  const all = (await store.db.selectFrom('deliveries').select('id').execute()).map((r) => r.id);
+  const seen = new Map<string, number>();
+  for (const r of receiver.requests) {
+    const id = r.headers['x-webhook-delivery'] as string;
+    seen.set(id, (seen.get(id) ?? 0) + 1);
+  }
+  expect(all.filter((id) => !seen.has(id))).toEqual([]);
+  if (!mayRepeat) return;
+  const repeated = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+  expect(repeated.filter((id) => !mayRepeat.has(id))).toEqual([]);
+}
+
+const leasedBy = async (store: Store, pid: number | undefined) =>
+  new Set(
+    (
+      await store.db
+        .selectFrom('deliveries')
+        .select('id')
+        .where('locked_by', 'like', `%:${pid}:%`)
+        .where('status', '=', 'pending')
+        .execute()
+    ).map((r) => r.id),
+  );
+
+describe.skipIf(postgres.skip)('crash safety [postgres]', () => {
+  it('two worker processes, one killed with SIGKILL mid-run: every delivery arrives, none stays pending', async () => {
+    const certificate = await makeCertificate();
+    const receiver = await new Receiver(certificate).start();
+    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: 30 }));
+    const db = await freshDatabaseUrl(postgres);
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-crash-'));
+    const env = baseEnv(dataDir, db.url);
+    const api = await createService(loadConfig(env), { role: 'api' });
+    try {
+      const call = throughInject(api);
+      const { slug } = await setUp(call, receiver);
+      const one = await startServe(env, 'worker', certificate.cert, dataDir);
+      const two = await startServe(env, 'worker', certificate.cert, dataDir);
+      await publish(call, slug, 600);
+      await waitFor(() => receiver.requests.length >= 800, 30_000, '800 arrivals');
+      one.child.kill('SIGKILL');
+      expect(await one.exited).toBe('SIGKILL');
+      const orphaned = await leasedBy(api.store, one.child.pid);
+      expect(orphaned.size).toBeGreaterThan(0);
+      await waitFor(
+        async () => (await statusCounts(api.store)).succeeded === 600 * WEBHOOKS,
+        60_000,
+        'every delivery to succeed',
+      );
+      expect(await statusCounts(api.store)).toEqual({ succeeded: 600 * WEBHOOKS });
+      await expectAtLeastOnce(api.store, receiver, orphaned);
+      two.child.kill('SIGTERM');
+      expect(await two.exited).toBe(0);
+    } finally {
+      await api.close();
+      await receiver.stop();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe('crash safety [sqlite]', () => {
+  it('the single process killed with SIGKILL mid-run and started again on the same file: nothing is lost', async () => {
+    const certificate = await makeCertificate();
+    const receiver = await new Receiver(certificate).start();
+    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: 30 }));
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-crash-'));
+    const port = await freePort();
+    const env = { ...baseEnv(dataDir, undefined), PORT: String(port), HOST: '127.0.0.1' };
+    const store = await openStore({ sqlitePath: path.join(dataDir, 'webhooks.db') });
+    let second: Awaited<ReturnType<typeof startServe>> | undefined;
+    try {
+      const first = await startServe(env, 'all', certificate.cert, dataDir);
+      const call = overHttp(port);
+      const { slug } = await setUp(call, receiver);
+      await publish(call, slug, 400);
+      await waitFor(() => receiver.requests.length >= 500, 30_000, '500 arrivals');
+      first.child.kill('SIGKILL');
+      expect(await first.exited).toBe('SIGKILL');
+      const orphaned = await leasedBy(store, first.child.pid);
+      expect(orphaned.size).toBeGreaterThan(0);
+      const before = await statusCounts(store);
+      expect((before.pending ?? 0) + (before.succeeded ?? 0)).toBe(400 * WEBHOOKS);
+      expect(before.pending).toBeGreaterThan(0);
+      second = await startServe(env, 'all', certificate.cert, dataDir);
+      await waitFor(
+        async () => (await statusCounts(store)).succeeded === 400 * WEBHOOKS,
+        60_000,
+        'every delivery',
+      );
+      expect(await statusCounts(store)).toEqual({ succeeded: 400 * WEBHOOKS });
+      await expectAtLeastOnce(store, receiver, orphaned);
+    } finally {
+      second?.child.kill('SIGTERM');
+      if (second) expect(await second.exited).toBe(0);
+      await store.close();
+      await receiver.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe.skipIf(postgres.skip)('database outage [postgres]', () => {
+  it('answers 503 while the database is away, reconnects by itself, and every delivery still arrives', async () => {
+    const certificate = await makeCertificate();
+    const receiver = await new Receiver(certificate).start();
+    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: 20 }));
+    const db = await freshDatabaseUrl(postgres);
+    const target = new URL(postgres.url as string);
+    const proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
+    const viaProxy = new URL(db.url as string);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-outage-'));
+    const config = loadConfig(baseEnv(dataDir, viaProxy.toString()));
+    const service = await createService(config, {
+      role: 'all',
+      worker: { resolve: testResolver, ca: [certificate.cert] },
+    });
+    const direct = await openStore({ databaseUrl: db.url });
+    try {
+      const call = throughInject(service);
+      const { slug, key } = await setUp(call, receiver);
+      await publish(call, slug, 200);
+      await waitFor(() => receiver.requests.length >= 200, 30_000, '200 arrivals');
+      await proxy.cut();
+      const during = await call('GET', '/api/v1/webhooks', undefined, key);
+      expect(during.status).toBe(503);
+      expect(during.body.error).toMatch(/database/);
+      expect((await service.app?.inject('/readyz'))?.statusCode).toBe(503);
+      expect(
+        (
+          await call(
+            'POST',
+            '/internal/v1/events',
+            { tenant: slug, type: 'invoice.paid', data: {} },
+            ADMIN_TOKEN,
+          )
+        ).status,
+      ).toBe(503);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await proxy.restore();
+      await waitFor(
+        async () => (await call('GET', '/api/v1/webhooks', undefined, key)).status === 200,
+        20_000,
+        'the API',
+      );
+      await publish(call, slug, 50);
+      await waitFor(
+        async () => (await statusCounts(direct)).succeeded === 250 * WEBHOOKS,
+        60_000,
+        'every delivery after the outage',
+      );
+      const inFlightAtCut = new Set(
+        (await direct.db.selectFrom('deliveries').select('id').execute()).map((r) => r.id),
+      );
+      await expectAtLeastOnce(direct, receiver, inFlightAtCut);
+    } finally {
+      await service.close();
+      await direct.close();
+      await proxy.cut();
+      await receiver.stop();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
