@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { createDeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
+import { DATABASES } from '../helpers/harness.js';
+
+for (const database of DATABASES) {
+  describe.skipIf(database.skip)(`worker lifecycle [${database.name}]`, () => {
+    it('on shutdown finishes what finishes within the grace period and releases the rest', async () => {
+      const h = await createDeliveryHarness(database, { SHUTDOWN_GRACE: '1s' });
+      try {
+        h.receiver.on('/quick', () => ({ status: 200, delayMs: 300 }));
+        h.receiver.on('/stuck', () => ({ hang: true }));
+        const quick = await h.webhook({ url: h.receiver.url('/quick'), events: ['invoice.paid'] });
+        const stuck = await h.webhook({
+          url: h.receiver.url('/stuck'),
+          events: ['invoice.paid'],
+          timeout_seconds: 30,
+        });
+        await h.publish('invoice.paid');
+        await waitFor(() => h.receiver.at('/quick').length === 1 && h.receiver.at('/stuck').length === 1);
+        await h.service.worker?.stop();
+        const [done] = await h.deliveries(quick.id);
+        expect(done).toMatchObject({ status: 'succeeded', attempts: 1 });
+        const [released] = await h.deliveries(stuck.id);
+        expect(released).toMatchObject({
+          status: 'pending',
+          attempts: 0,
+          locked_by: null,
+          locked_until: null,
+        });
+        expect(await h.attempts(released.id)).toEqual([]);
+      } finally {
+        await h.close();
+      }
+    });
+
+    it('switches off a webhook that keeps failing, with the reason, and not before', async () => {
+      const h = await createDeliveryHarness(database, { AUTO_DISABLE_AFTER: '0s' });
+      try {
+        h.receiver.on('/broken', () => ({ status: 500 }));
+        const hook = await h.webhook({
+          url: h.receiver.url('/broken'),
+          events: ['contact.updated'],
+          retry_count: 0,
+        });
+        for (let i = 1; i <= 4; i++) {
+          await h.publish('contact.updated');
+          await waitFor(
+            async () => (await h.deliveries(hook.id)).filter((d) => d.status === 'failed').length === i,
+          );
+        }
+        expect((await h.tenantApi('GET', `/api/v1/webhooks/${hook.id}`)).body.data.is_active).toBe(true);
+        await h.publish('contact.updated');
+        const off = await waitFor(async () => {
+          const data = (await h.tenantApi('GET', `/api/v1/webhooks/${hook.id}`)).body.data;
+          return !data.is_active && data;
+        });
+        expect(off.disabled_reason).toMatch(
+          /^Disabled automatically: no successful delivery since .* and 5 deliveries failed after all retries\.$/,
+        );
+        expect(off.failure_count).toBe(5);
+      } finally {
+        await h.close();
+      }
+    });
+
+    it('does not switch off a webhook that failed for less than AUTO_DISABLE_AFTER', async () => {
+      const h = await createDeliveryHarness(database);
+      try {
+        h.receiver.on('/flaky', () => ({ status: 500 }));
+        const hook = await h.webhook({
+          url: h.receiver.url('/flaky'),
+          events: ['contact.updated'],
+          retry_count: 0,
+        });
+        for (let i = 0; i < 6; i++) await h.publish('contact.updated');
+        await waitFor(
+          async () => (await h.deliveries(hook.id)).filter((d) => d.status === 'failed').length === 6,
+        );
+        expect((await h.tenantApi('GET', `/api/v1/webhooks/${hook.id}`)).body.data.is_active).toBe(true);
+      } finally {
+        await h.close();
+      }
+    });
+
+    it('keeps one slow webhook from holding up the others', async () => {
+      const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '2' });
+      try {
+        h.receiver.on('/slow', () => ({ hang: true }));
+        const slow = await h.webhook({
+          url: h.receiver.url('/slow'),
+          events: ['participant.added'],
+          timeout_seconds: 5,
+        });
+        const fast = await h.webhook({ url: h.receiver.url('/fast'), events: ['participant.added'] });
+        for (let i = 0; i < 10; i++) await h.publish('participant.added');
+        await waitFor(() => h.receiver.at('/fast').length === 10, 10_000, 'the fast webhook to get all ten');
+        expect(h.receiver.at('/slow')).toHaveLength(2);
+        const slowRows = await h.deliveries(slow.id);
+        expect(slowRows.filter((d) => d.locked_by !== null)).toHaveLength(2);
+        expect((await h.deliveries(fast.id)).every((d) => d.status === 'succeeded')).toBe(true);
+      } finally {
+        await h.close();
+      }
+    });
+  });
+}
