@@ -89,7 +89,7 @@ for (const database of DATABASES) {
         const slow = await h.webhook({
           url: h.receiver.url('/slow'),
           events: ['participant.added'],
-          timeout_seconds: 5,
+          timeout_seconds: 30,
         });
         const fast = await h.webhook({ url: h.receiver.url('/fast'), events: ['participant.added'] });
         for (let i = 0; i < 10; i++) await h.publish('participant.added');
