@@ -1,5 +1,6 @@
 import type { ErrorObject } from 'ajv';
 import type { FieldErrors } from '../domain/webhook-rules.js';
+import { NO_NUL } from './schemas.js';
 
 /** An error a client can act on: an HTTP status, a message, and per-field messages for 422. */
 export class ApiError extends Error {
@@ -81,6 +82,10 @@ function messageOf(field: string, error: ErrorObject): string {
       return `The ${label} must not contain duplicates.`;
     case 'enum':
       return `The ${label} must be one of: ${(p.allowedValues as unknown[]).join(', ')}.`;
+    case 'pattern':
+      return p.pattern === NO_NUL
+        ? `The ${label} must not contain NUL characters.`
+        : `The ${label} format is invalid.`;
     case 'format':
       return `The ${label} must be a valid ${p.format}.`;
     default:
@@ -97,7 +102,7 @@ export function fieldErrorsFromSchema(errors: ErrorObject[]): FieldErrors {
     const field = fieldOf(error);
     const message = messageOf(field, error);
     const key = field === '' ? 'body' : field;
-    const list = result[key] ?? [];
+    const list = Object.hasOwn(result, key) ? (result[key] as string[]) : [];
     if (!list.includes(message)) list.push(message);
     result[key] = list;
   }

@@ -1,5 +1,6 @@
 import { type TSchema, Type } from 'typebox';
 import { PLANS, SCOPES } from '../domain/plans.js';
+import { SLUG_PATTERN } from '../domain/slug.js';
 import {
   HEADERS_MAX_COUNT,
   NAME_MAX_LENGTH,
@@ -10,13 +11,25 @@ import {
 
 /** The route schemas: they validate requests, shape responses and make the OpenAPI document. */
 
+/** Text that the databases can store: PostgreSQL refuses the NUL character. */
+export const NO_NUL = '^[^\\u0000]*$';
+export const Text = (options: { minLength?: number; maxLength?: number; description?: string } = {}) =>
+  Type.String({ ...options, pattern: NO_NUL });
+
 const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC' });
 const NullableTimestamp = Type.Union([Timestamp, Type.Null()]);
+
+/**
+ * A map with any keys. (TypeBox's Record matches keys with `^.*$`, which misses keys holding a
+ * line break; the serializer would then drop them.)
+ */
+export const MapOf = (value: TSchema, options: object = {}) =>
+  Type.Object({}, { additionalProperties: value, ...options });
 
 export const ErrorBody = Type.Object(
   {
     error: Type.String(),
-    errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+    errors: Type.Optional(MapOf(Type.Array(Type.String()))),
     meta: Type.Optional(Type.Object({ request_id: Type.String() })),
   },
   { description: 'An error; `errors` lists messages per field on 422.' },
@@ -41,9 +54,9 @@ const webhookFields = {
     minItems: 1,
     description: 'Event types to subscribe to, or ["*"] for every type.',
   }),
-  name: Type.String({ minLength: 1, maxLength: NAME_MAX_LENGTH, description: "Defaults to the URL's host." }),
+  name: Text({ minLength: 1, maxLength: NAME_MAX_LENGTH, description: "Defaults to the URL's host." }),
   is_active: Type.Boolean({ description: 'Default true.' }),
-  headers: Type.Record(Type.String(), Type.String(), {
+  headers: MapOf(Type.String(), {
     maxProperties: HEADERS_MAX_COUNT,
     description: 'Custom HTTP headers sent with every delivery.',
   }),
@@ -103,7 +116,7 @@ const webhookResponseFields = (withSecret: boolean) => ({
   }),
   created_at: Timestamp,
   updated_at: Timestamp,
-  headers: Type.Record(Type.String(), Type.String()),
+  headers: MapOf(Type.String()),
   disabled_reason: Type.Union([Type.String(), Type.Null()]),
 });
 
@@ -130,7 +143,7 @@ export const EventType = Type.Object({
 
 // ---- Tenants and keys (operator API) ----
 
-export const Slug = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
+export const Slug = Type.String({ pattern: SLUG_PATTERN, maxLength: 63 });
 const Plan = Type.Enum([...PLANS]);
 const Features = Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' }), { maxItems: 100 });
 const Scopes = Type.Array(Type.Enum([...SCOPES]), { minItems: 1, uniqueItems: true });
@@ -138,7 +151,7 @@ const Scopes = Type.Array(Type.Enum([...SCOPES]), { minItems: 1, uniqueItems: tr
 export const CreateTenantBody = Type.Object(
   {
     slug: Slug,
-    name: Type.String({ minLength: 1, maxLength: 255 }),
+    name: Text({ minLength: 1, maxLength: 255 }),
     plan: Plan,
     features: Type.Optional(Features),
   },
@@ -178,7 +191,7 @@ export const SlugParams = Type.Object({ slug: Type.String() });
 export const KeyParams = Type.Object({ slug: Type.String(), id: Type.String() });
 
 export const CreateApiKeyBody = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 255 }), scopes: Scopes },
+  { name: Text({ minLength: 1, maxLength: 255 }), scopes: Scopes },
   { additionalProperties: false },
 );
 

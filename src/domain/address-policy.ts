@@ -27,7 +27,11 @@ export class AddressPolicy {
    * outside the public unicast ranges. Host names are checked again after resolution.
    */
   hostRefusal(hostname: string): string | null {
-    const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    // `localhost.` is `localhost`: a trailing dot only marks a name as fully qualified.
+    const host = hostname
+      .replace(/^\[|\]$/g, '')
+      .replace(/\.$/, '')
+      .toLowerCase();
     if (host === 'localhost' || host.endsWith('.localhost')) {
       return this.refusal('127.0.0.1') && 'localhost';
     }

@@ -28,6 +28,8 @@ const RESERVED_HEADER_PREFIXES = ['x-webhook-', 'webhook-'];
 const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Header values may hold visible characters, spaces and tabs; never CR, LF or other controls.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const URL_SPACE_OR_CONTROL = /[\x00-\x20\x7f]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
 const HEADER_VALUE_CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 export interface TargetRules {
@@ -35,13 +37,22 @@ export interface TargetRules {
   allowHttp: boolean;
 }
 
+/** Field names come from clients (`toString` included): only own properties count. */
+const messagesOf = (errors: FieldErrors, field: string): string[] =>
+  Object.hasOwn(errors, field) ? (errors[field] as string[]) : [];
+
 function add(errors: FieldErrors, field: string, message: string): void {
-  const list = errors[field] ?? [];
+  const list = messagesOf(errors, field);
   list.push(message);
   errors[field] = list;
 }
 
 export function checkUrl(value: string, rules: TargetRules, errors: FieldErrors): void {
+  // URL parsers drop tabs and line breaks silently: the URL delivered to would not be the one shown.
+  if (URL_SPACE_OR_CONTROL.test(value)) {
+    add(errors, 'url', 'The url must not contain spaces or control characters.');
+    return;
+  }
   let url: URL;
   try {
     url = new URL(value);

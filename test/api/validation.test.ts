@@ -5,7 +5,9 @@ import { describeContract, webhookBody } from '../helpers/harness.js';
 const CASES: [string, Record<string, unknown>, string, RegExp][] = [
   ['url missing', { url: undefined }, 'url', /The url field is required/],
   ['url not a string', { url: 42 }, 'url', /must be a string/],
-  ['url not a URL', { url: 'not a url' }, 'url', /valid absolute URL/],
+  ['url not a URL', { url: 'not-a-url' }, 'url', /valid absolute URL/],
+  ['url with a line break', { url: 'https://exam\nple.com/' }, 'url', /spaces or control characters/],
+  ['url with a space', { url: 'https://example.com/a b' }, 'url', /spaces or control characters/],
   ['url relative', { url: '/hooks' }, 'url', /valid absolute URL/],
   ['url over 2048', { url: `https://example.com/${'a'.repeat(2040)}` }, 'url', /greater than 2048/],
   ['url plain http', { url: 'http://example.com/hook' }, 'url', /The url must use HTTPS\./],
@@ -13,6 +15,7 @@ const CASES: [string, Record<string, unknown>, string, RegExp][] = [
   ['url with credentials', { url: 'https://user:pw@example.com/' }, 'url', /username or password/],
   ['url localhost', { url: 'https://localhost/hook' }, 'url', /private, loopback/],
   ['url sub.localhost', { url: 'https://api.localhost/hook' }, 'url', /private, loopback/],
+  ['url localhost with a trailing dot', { url: 'https://api.localhost./hook' }, 'url', /private, loopback/],
   ['url loopback', { url: 'https://127.0.0.1/hook' }, 'url', /loopback/],
   ['url loopback decimal', { url: 'https://2130706433/hook' }, 'url', /loopback/],
   ['url loopback hex', { url: 'https://0x7f.1/hook' }, 'url', /loopback/],
@@ -42,6 +45,7 @@ const CASES: [string, Record<string, unknown>, string, RegExp][] = [
   ],
   ['name empty', { name: '' }, 'name', /must not be empty/],
   ['name too long', { name: 'n'.repeat(256) }, 'name', /greater than 255 characters/],
+  ['name with a NUL character', { name: 'a\u0000b' }, 'name', /must not contain NUL characters/],
   ['name not a string', { name: ['a'] }, 'name', /must be a string/],
   ['is_active not boolean', { is_active: 'yes' }, 'is_active', /must be true or false/],
   ['headers not an object', { headers: ['a'] }, 'headers', /must be an object/],
@@ -88,6 +92,7 @@ const CASES: [string, Record<string, unknown>, string, RegExp][] = [
   ['timeout_seconds null', { timeout_seconds: null }, 'timeout_seconds', /must be an integer/],
   ['secret given', { secret: 'whsec_mine' }, 'secret', /The secret field is not allowed/],
   ['unknown field', { colour: 'blue' }, 'colour', /not allowed/],
+  ['a field named like an Object method', { toString: [] }, 'toString', /not allowed/],
 ];
 
 describeContract('webhook validation', (h) => {

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { EVENT_TYPES } from '../../domain/events.js';
+import { isSlug } from '../../domain/slug.js';
 import type { FieldErrors } from '../../domain/webhook-rules.js';
 import type { Store } from '../../store/db.js';
 import { type NewEvent, publishEvents } from '../../store/events.js';
@@ -9,7 +10,7 @@ import { findTenantBySlug, type Tenant } from '../../store/tenants.js';
 import { operatorAuth } from '../auth.js';
 import { ApiError, validationFailed } from '../errors.js';
 import { meta } from '../present.js';
-import { ErrorBody, envelope } from '../schemas.js';
+import { ErrorBody, envelope, MapOf, Text } from '../schemas.js';
 
 /** An event's `data` may take this much JSON; a publish body a little more. */
 export const EVENT_DATA_LIMIT = 256 * 1024;
@@ -21,14 +22,14 @@ const EventInput = Type.Object(
   {
     tenant: Type.String({ minLength: 1, maxLength: 63 }),
     type: Type.String({ minLength: 1, maxLength: 255 }),
-    data: Type.Record(Type.String(), Type.Unknown(), { description: 'Any JSON object.' }),
+    data: MapOf(Type.Unknown(), { description: 'Any JSON object.' }),
     id: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 255, description: 'Your id: publishing it again is a no-op.' }),
+      Text({ minLength: 1, maxLength: 255, description: 'Your id: publishing it again is a no-op.' }),
     ),
   },
   { additionalProperties: false },
 );
-type EventInputType = { tenant: string; type: string; data: Record<string, unknown>; id?: string };
+type EventInputType = { tenant: string; type: string; data: object; id?: string };
 
 const Published = Type.Object({ id: Type.String(), deliveries: Type.Integer() });
 const BatchItem = Type.Union([
@@ -36,7 +37,7 @@ const BatchItem = Type.Union([
   Type.Object({
     status: Type.Integer(),
     error: Type.String(),
-    errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+    errors: Type.Optional(MapOf(Type.Array(Type.String()))),
   }),
 ]);
 
@@ -49,7 +50,12 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
     input: EventInputType,
     tenants: Map<string, Tenant | undefined>,
   ): Promise<NewEvent | Problem> {
-    if (!tenants.has(input.tenant)) tenants.set(input.tenant, await findTenantBySlug(store, input.tenant));
+    if (!tenants.has(input.tenant)) {
+      tenants.set(
+        input.tenant,
+        isSlug(input.tenant) ? await findTenantBySlug(store, input.tenant) : undefined,
+      );
+    }
     const tenant = tenants.get(input.tenant);
     if (!tenant) return { status: 404, error: `Tenant not found: ${input.tenant}` };
     if (!PUBLISHABLE.has(input.type)) {
@@ -66,7 +72,7 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
       tenantId: tenant.id,
       tenantSlug: tenant.slug,
       type: input.type,
-      data: input.data,
+      data: input.data as Record<string, unknown>,
       clientId: input.id,
     };
   }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { apiKeyPrefix, generateApiKey, hashApiKey } from '../../domain/secrets.js';
+import { isSlug } from '../../domain/slug.js';
 import type { Store } from '../../store/db.js';
 import {
   createApiKey,
@@ -33,7 +34,7 @@ const dedupe = (list: string[]) => [...new Set(list)];
 /** The operator API: tenants and their API keys, behind the admin token. Not in the public docs. */
 export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
   async function tenantOr404(slug: string): Promise<TenantRecord> {
-    const tenant = await findTenantBySlug(store, slug);
+    const tenant = isSlug(slug) ? await findTenantBySlug(store, slug) : undefined;
     if (!tenant) throw notFound();
     return tenant;
   }
@@ -75,6 +76,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       },
       async (request) => {
         const { features, ...rest } = request.body;
+        if (!isSlug(request.params.slug)) throw notFound();
         const tenant = await updateTenant(store, request.params.slug, {
           ...rest,
           ...(features && { features: dedupe(features) }),
