@@ -11,12 +11,13 @@ import {
   type ClaimedDelivery,
   claimDeliveries,
   nextClaimableAt,
-  recordAttempt,
+  type Outcome,
+  recordOutcomes,
   releaseDeliveries,
 } from '../store/deliveries.js';
 import { listenForDeliveries } from '../store/listen.js';
 import { deliveryAgent, type Resolver } from './safe-agent.js';
-import { type SendResult, send } from './sender.js';
+import { send } from './sender.js';
 
 export interface WorkerLog {
   info(obj: object | string, msg?: string): void;
@@ -37,6 +38,8 @@ export interface WorkerOptions {
 /** With no notification, the worker still looks for due work this often. */
 const POLL_MS = 5_000;
 const CLAIM_BATCH = 100;
+/** At most this many outcomes in one write. */
+const FLUSH_BATCH = 500;
 /** Deliveries that exhaust their retries before a failing webhook is switched off. */
 const AUTO_DISABLE_MIN_FAILED = 5;
 
@@ -57,6 +60,10 @@ export class DeliveryWorker {
   private wakeUp: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private stopListening: (() => Promise<void>) | undefined;
+  private readonly secrets = new Map<string, string>();
+  private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private flushing: Promise<void> | undefined;
+  private flushScheduled = false;
 
   constructor(private readonly options: WorkerOptions) {
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
@@ -188,7 +195,7 @@ export class DeliveryWorker {
   }
 
   private async deliver(delivery: ClaimedDelivery): Promise<void> {
-    const { config } = this.options;
+    const { config, metrics } = this.options;
     const result = await send(
       {
         deliveryId: delivery.id,
@@ -197,7 +204,7 @@ export class DeliveryWorker {
         url: delivery.url,
         body: delivery.payload,
         customHeaders: delivery.headers,
-        secrets: [decryptSecret(config.secretsKey, delivery.secret_ciphertext)],
+        secrets: [this.secret(delivery.secret_ciphertext)],
         timeoutMs: delivery.timeout_seconds * 1000,
       },
       { agent: this.agent, policy: this.policy, allowHttp: config.allowHttpTargets },
@@ -205,33 +212,78 @@ export class DeliveryWorker {
     );
     // Aborted by shutdown: not the receiver's fault; the lease is released and it is sent again.
     if (this.shutdown.signal.aborted && result.statusCode === null) return;
-    await this.record(delivery, result);
+    const decision = decide(
+      result,
+      delivery.attempts + 1,
+      delivery.retry_count,
+      config.delivery.retrySchedule,
+      Date.now(),
+    );
+    metrics.attemptDuration.observe(result.durationMs / 1000);
+    await this.record({ delivery, attempt: result, decision });
+    metrics.deliveries.inc({ outcome: decision.status === 'pending' ? 'retrying' : decision.status });
+    if (decision.status === 'failed' && decision.deactivateWebhook) {
+      this.options.log.warn({ webhook: delivery.webhook_id }, decision.deactivateWebhook);
+    }
   }
 
-  private async record(delivery: ClaimedDelivery, result: SendResult): Promise<void> {
-    const { config, store, metrics, log } = this.options;
-    const attempt = delivery.attempts + 1;
-    const decision = decide(result, attempt, delivery.retry_count, config.delivery.retrySchedule, Date.now());
-    metrics.attemptDuration.observe(result.durationMs / 1000);
+  /** Decrypted secrets by ciphertext: decrypting once per webhook, not once per delivery. */
+  private secret(ciphertext: string): string {
+    let secret = this.secrets.get(ciphertext);
+    if (secret === undefined) {
+      if (this.secrets.size > 10_000) this.secrets.clear();
+      secret = decryptSecret(this.options.config.secretsKey, ciphertext);
+      this.secrets.set(ciphertext, secret);
+    }
+    return secret;
+  }
+
+  /**
+   * Outcomes are written in batches: those that finish while a write is under way go together
+   * in the next one. A delivery keeps its slot (and its lease) until its outcome is written.
+   */
+  private record(outcome: Outcome): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ outcome, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing || this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushing = this.flush().finally(() => {
+        this.flushing = undefined;
+        if (this.outbox.length > 0) this.scheduleFlush();
+      });
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.outbox.splice(0, FLUSH_BATCH);
+    const { config, store, log } = this.options;
     // The outcome must be written: retry while the database is away, unless shutting down
     // (then the lease expires and the delivery is sent again: at least once).
     for (let tries = 0; ; tries++) {
       try {
-        await recordAttempt(store, delivery, this.id, result, decision, {
-          afterMs: config.delivery.autoDisableAfterMs,
-          minFailedDeliveries: AUTO_DISABLE_MIN_FAILED,
-        });
-        break;
+        await recordOutcomes(
+          store,
+          this.id,
+          batch.map((b) => b.outcome),
+          { afterMs: config.delivery.autoDisableAfterMs, minFailedDeliveries: AUTO_DISABLE_MIN_FAILED },
+        );
+        for (const b of batch) b.resolve();
+        return;
       } catch (error) {
-        if (!this.running && tries >= 2) throw error;
-        log.warn({ err: error, delivery: delivery.id }, 'recording an attempt failed; retrying');
+        if (!this.running && tries >= 2) {
+          for (const b of batch) b.reject(error);
+          return;
+        }
+        log.warn({ err: error, deliveries: batch.length }, 'recording attempts failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 100 * 2 ** Math.min(tries, 7))));
       }
-    }
-    const outcome = decision.status === 'pending' ? 'retrying' : decision.status;
-    metrics.deliveries.inc({ outcome });
-    if (decision.status === 'failed' && 'deactivateWebhook' in decision && decision.deactivateWebhook) {
-      log.warn({ webhook: delivery.webhook_id }, decision.deactivateWebhook);
     }
   }
 }

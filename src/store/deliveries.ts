@@ -1,6 +1,7 @@
-import { type RawBuilder, sql } from 'kysely';
+import { type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Decision } from '../domain/outcome.js';
 import type { Store } from './db.js';
+import type { Database } from './schema.js';
 
 /** A delivery a worker holds the lease of, with what it needs to send it. */
 export interface ClaimedDelivery {
@@ -138,100 +139,143 @@ export interface AutoDisable {
   minFailedDeliveries: number;
 }
 
+/** One finished attempt, ready to be written. */
+export interface Outcome {
+  delivery: Pick<ClaimedDelivery, 'id' | 'webhook_id' | 'attempts'>;
+  attempt: AttemptRecord;
+  decision: Decision;
+}
+
+/** The changes to one webhook's stats from a batch of its attempts, in time order. */
+function webhookStats(outcomes: Outcome[]) {
+  const sorted = [...outcomes].sort((a, b) => a.attempt.startedAt - b.attempt.startedAt);
+  const lastSuccess = sorted.findLastIndex((o) => o.decision.status === 'succeeded');
+  const failuresAfter = sorted.slice(lastSuccess + 1);
+  const end = (o: Outcome) => o.attempt.startedAt + o.attempt.durationMs;
+  const success = sorted[lastSuccess];
+  const failed = sorted.filter((o) => o.decision.status !== 'succeeded');
+  return {
+    lastTriggeredAt: Math.max(...sorted.map((o) => o.attempt.startedAt)),
+    lastSuccessAt: success ? end(success) : null,
+    lastFailureAt: failed.length > 0 ? Math.max(...failed.map(end)) : null,
+    /** Failures since the last success in this batch (or all of them, added to the old count). */
+    failures: failuresAfter.length,
+    firstFailureAt: failuresAfter[0]?.attempt.startedAt ?? null,
+    reset: success !== undefined,
+  };
+}
+
 /**
- * Writes an attempt and its consequences in one transaction: the attempt row, the delivery's new
- * state (only while this worker still holds the lease), the webhook's stats, and switching the
- * webhook off on 410 Gone or after failing for too long.
+ * Writes a batch of attempts and their consequences in one transaction: the attempt rows, each
+ * delivery's new state (only where this worker still holds the lease, so that a late writer
+ * cannot undo another worker's result), the webhooks' stats, and switching a webhook off on
+ * 410 Gone or after it failed for too long.
  */
-export async function recordAttempt(
+export async function recordOutcomes(
   store: Store,
-  delivery: Pick<ClaimedDelivery, 'id' | 'webhook_id' | 'attempts'>,
   workerId: string,
-  attempt: AttemptRecord,
-  decision: Decision,
+  outcomes: Outcome[],
   autoDisable: AutoDisable,
 ): Promise<void> {
-  const now = attempt.startedAt + attempt.durationMs;
-  const succeeded = decision.status === 'succeeded';
+  if (outcomes.length === 0) return;
+  const now = Date.now();
   await store.db.transaction().execute(async (trx) => {
     await trx
       .insertInto('attempts')
-      .values({
-        delivery_id: delivery.id,
-        number: delivery.attempts + 1,
-        started_at: attempt.startedAt,
-        duration_ms: attempt.durationMs,
-        request_headers: JSON.stringify(attempt.requestHeaders),
-        response_status: attempt.statusCode,
-        response_headers: attempt.responseHeaders && JSON.stringify(attempt.responseHeaders),
-        response_body: attempt.responseBody,
-        error: attempt.error,
-      })
-      .execute();
-    await trx
-      .updateTable('deliveries')
-      .set((eb) => ({
-        status: decision.status,
-        attempts: eb('attempts', '+', 1),
-        next_attempt_at: decision.status === 'pending' ? decision.nextAttemptAt : null,
-        locked_by: null,
-        locked_until: null,
-        last_status_code: attempt.statusCode,
-        last_error: attempt.error,
-        updated_at: now,
-      }))
-      .where('id', '=', delivery.id)
-      .where('locked_by', '=', workerId)
-      .execute();
-    await trx
-      .updateTable('webhooks')
-      .set((eb) =>
-        succeeded
-          ? {
-              last_triggered_at: attempt.startedAt,
-              last_success_at: now,
-              failure_count: 0,
-              failing_since: null,
-            }
-          : {
-              last_triggered_at: attempt.startedAt,
-              last_failure_at: now,
-              failure_count: eb('failure_count', '+', 1),
-              failing_since: eb.fn.coalesce('failing_since', eb.val(attempt.startedAt)),
-            },
+      .values(
+        outcomes.map(({ delivery, attempt }) => ({
+          delivery_id: delivery.id,
+          number: delivery.attempts + 1,
+          started_at: attempt.startedAt,
+          duration_ms: attempt.durationMs,
+          request_headers: JSON.stringify(attempt.requestHeaders),
+          response_status: attempt.statusCode,
+          response_headers: attempt.responseHeaders && JSON.stringify(attempt.responseHeaders),
+          response_body: attempt.responseBody,
+          error: attempt.error,
+        })),
       )
-      .where('id', '=', delivery.webhook_id)
       .execute();
-    if (decision.status !== 'failed') return;
-    let reason = decision.deactivateWebhook;
-    if (!reason) {
-      const webhook = await trx
-        .selectFrom('webhooks')
-        .select(['failing_since'])
-        .where('id', '=', delivery.webhook_id)
-        .executeTakeFirst();
-      const since = webhook?.failing_since;
-      if (since != null && now - since >= autoDisable.afterMs) {
-        const { count } = await trx
-          .selectFrom('deliveries')
-          .select((eb) => eb.fn.countAll<number>().as('count'))
-          .where('webhook_id', '=', delivery.webhook_id)
-          .where('status', '=', 'failed')
-          .where('updated_at', '>=', since)
-          .executeTakeFirstOrThrow();
-        if (Number(count) >= autoDisable.minFailedDeliveries) {
-          reason = `Disabled automatically: no successful delivery since ${new Date(since).toISOString()} and ${count} deliveries failed after all retries.`;
-        }
-      }
-    }
-    if (reason) {
+
+    const rows = outcomes.map(
+      ({ delivery, attempt, decision }) =>
+        sql`(${delivery.id}, ${decision.status}, cast(${decision.status === 'pending' ? decision.nextAttemptAt : null} as bigint), cast(${attempt.statusCode} as integer), ${attempt.error})`,
+    );
+    // One statement for the whole batch; VALUES columns are column1.. in both databases.
+    await sql`
+      update deliveries set
+        status = v.column2,
+        attempts = attempts + 1,
+        next_attempt_at = v.column3,
+        locked_by = null,
+        locked_until = null,
+        last_status_code = v.column4,
+        last_error = v.column5,
+        updated_at = ${now}
+      from (values ${sql.join(rows)}) as v
+      where deliveries.id = v.column1 and deliveries.locked_by = ${workerId}`.execute(trx);
+
+    const byWebhook = new Map<number, Outcome[]>();
+    for (const o of outcomes)
+      byWebhook.set(o.delivery.webhook_id, [...(byWebhook.get(o.delivery.webhook_id) ?? []), o]);
+    for (const [webhookId, list] of byWebhook) {
+      const stats = webhookStats(list);
       await trx
         .updateTable('webhooks')
-        .set({ is_active: 0, disabled_reason: reason, updated_at: now })
-        .where('id', '=', delivery.webhook_id)
+        .set((eb) => ({
+          last_triggered_at: stats.lastTriggeredAt,
+          ...(stats.lastSuccessAt !== null && { last_success_at: stats.lastSuccessAt }),
+          ...(stats.lastFailureAt !== null && { last_failure_at: stats.lastFailureAt }),
+          ...(stats.reset
+            ? { failure_count: stats.failures, failing_since: stats.firstFailureAt }
+            : {
+                failure_count: eb('failure_count', '+', stats.failures),
+                failing_since: eb.fn.coalesce('failing_since', eb.val(stats.firstFailureAt)),
+              }),
+        }))
+        .where('id', '=', webhookId)
         .execute();
     }
+
+    for (const { delivery, decision } of outcomes) {
+      if (decision.status !== 'failed') continue;
+      const reason =
+        decision.deactivateWebhook ?? (await autoDisableReason(trx, delivery.webhook_id, now, autoDisable));
+      if (reason) {
+        await trx
+          .updateTable('webhooks')
+          .set({ is_active: 0, disabled_reason: reason, updated_at: now })
+          .where('id', '=', delivery.webhook_id)
+          .where('is_active', '=', 1)
+          .execute();
+      }
+    }
   });
+}
+
+/** Why a webhook that just exhausted a delivery should be switched off, if it should. */
+async function autoDisableReason(
+  trx: Transaction<Database>,
+  webhookId: number,
+  now: number,
+  autoDisable: AutoDisable,
+): Promise<string | undefined> {
+  const webhook = await trx
+    .selectFrom('webhooks')
+    .select(['failing_since'])
+    .where('id', '=', webhookId)
+    .executeTakeFirst();
+  const since = webhook?.failing_since;
+  if (since == null || now - since < autoDisable.afterMs) return undefined;
+  const { count } = await trx
+    .selectFrom('deliveries')
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .where('webhook_id', '=', webhookId)
+    .where('status', '=', 'failed')
+    .where('updated_at', '>=', since)
+    .executeTakeFirstOrThrow();
+  if (Number(count) < autoDisable.minFailedDeliveries) return undefined;
+  return `Disabled automatically: no successful delivery since ${new Date(since).toISOString()} and ${count} deliveries failed after all retries.`;
 }
 
 /** Deliveries due now (of active webhooks) and how long the oldest has waited, for metrics. */
