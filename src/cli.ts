@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { buildApp } from './api/app.js';
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { type Config, loadConfig } from './config.js';
 import { PLANS } from './domain/plans.js';
 import { openConfiguredStore, ROLES, type Role, serve } from './server.js';
 import { migrate } from './store/db.js';
@@ -150,6 +150,6 @@ key
   );
 
 program.parseAsync().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 });

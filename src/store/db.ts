@@ -86,9 +86,16 @@ export function wake(store: Store): void {
 
 /** Applies every pending migration; safe to run from several processes at once on PostgreSQL. */
 export async function migrate(store: Store): Promise<string[]> {
+  // Kysely looks for its own tables in every schema; name ours, so that another schema's
+  // migrations (another app, another test run) are not taken for these.
+  const schema =
+    store.dialect === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db)).rows[0]?.schema
+      : undefined;
   const migrator = new Migrator({
     db: store.db,
     provider: { getMigrations: async () => migrations(store.dialect) },
+    ...(schema && { migrationTableSchema: schema }),
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error;

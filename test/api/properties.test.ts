@@ -228,10 +228,10 @@ const isActivePool = pool([4, ok(fc.boolean())], [1, bad(wrongTypes('true', 'fal
 const headerName = fc
   .stringMatching(/^[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,24}$/)
   .filter((name) => !isReservedHeader(name));
+// Header values are printable ASCII (spaces and tabs included).
 const headerValue = fc.oneof(
-  fc.string({ maxLength: 60 }),
-  fc.string({ unit: 'grapheme-composite', maxLength: 30 }).filter((v) => !CONTROL.test(v)),
-  fc.constantFrom('', 'Bearer abc.def', 'a\tb', 'ünïcödé'),
+  fc.stringMatching(/^[\t\x20-\x7e]{0,60}$/),
+  fc.constantFrom('', 'Bearer abc.def', 'a\tb'),
 );
 const headerBytes = (headers: Record<string, string>) =>
   Object.entries(headers).reduce((sum, [n, v]) => sum + Buffer.byteLength(n) + Buffer.byteLength(v), 0);
@@ -269,19 +269,11 @@ const badHeaderEntries = fc.constantFrom<Record<string, unknown>>(
   { 'X-A': ['v'] },
   { 'X-A': {} },
   { 'X-A': true },
+  { 'X-A': 'ünïcödé' },
+  { 'X-A': '日本' },
 );
-// Beyond Latin-1, a header value cannot be sent (undici refuses it): refusing it at once is fine too.
-const BEYOND_LATIN1 = /[\u0100-\uffff]/;
 const headersPool = pool(
-  [
-    6,
-    goodHeaders.map(
-      (value): Drawn => ({
-        value,
-        verdict: Object.values(value).some((v) => BEYOND_LATIN1.test(v)) ? 'either' : 'ok',
-      }),
-    ),
-  ],
+  [6, ok(goodHeaders)],
   [
     1,
     ok(

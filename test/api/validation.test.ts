@@ -58,6 +58,7 @@ const CASES: [string, Record<string, unknown>, string, RegExp][] = [
   ],
   ['headers invalid name', { headers: { 'Bad Name': 'v' } }, 'headers', /not a valid HTTP header name/],
   ['headers CRLF in value', { headers: { 'X-A': 'v\r\nX-Injected: 1' } }, 'headers', /line breaks/],
+  ['headers value beyond ASCII', { headers: { 'X-Team': '日本' } }, 'headers', /printable ASCII/],
   [
     'headers over 8 KiB',
     { headers: { 'X-A': 'a'.repeat(5000), 'X-B': 'b'.repeat(5000) } },
