@@ -88,17 +88,21 @@ async function latency(label: string, deployment: Deployment): Promise<Record<st
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     const sentAt = performance.now();
     pending.push(
-      call(deployment.apiPort, 'POST', '/internal/v1/events', { tenant: slug, type: 'invoice.paid', data: { n: i } }).then(
-        (res) => {
-          publishedAt.set(res.data.id, sentAt);
-        },
-      ),
+      call(deployment.apiPort, 'POST', '/internal/v1/events', {
+        tenant: slug,
+        type: 'invoice.paid',
+        data: { n: i },
+      }).then((res) => {
+        publishedAt.set(res.data.id, sentAt);
+      }),
     );
   }
   await Promise.all(pending);
   const achieved = total / ((performance.now() - start) / 1000);
   await until(() => receiver.arrivals.size >= total, 120_000);
-  const latencies = [...publishedAt].map(([id, at]) => (receiver.arrivals.get(id) as number) - at).sort((a, b) => a - b);
+  const latencies = [...publishedAt]
+    .map(([id, at]) => (receiver.arrivals.get(id) as number) - at)
+    .sort((a, b) => a - b);
   return {
     scenario: `latency ${label} at ${RATE}/s for ${SECONDS}s`,
     events: total,

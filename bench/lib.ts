@@ -20,7 +20,13 @@ export async function certificate(): Promise<{ cert: string; key: string }> {
     curve: 'P-256',
     extensions: [
       { name: 'basicConstraints', cA: true },
-      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+        ],
+      },
     ],
   });
   return { cert: r.cert, key: r.private };
@@ -147,7 +153,8 @@ export async function deploy(options: {
     processes.push(await serve('all', { ...env, LOG_LEVEL: 'info' }));
   } else {
     processes.push(await serve('api', { ...env, LOG_LEVEL: 'info' }));
-    for (let i = 0; i < (options.workers ?? 1); i++) processes.push(await serve('worker', { ...env, LOG_LEVEL: 'info' }));
+    for (let i = 0; i < (options.workers ?? 1); i++)
+      processes.push(await serve('worker', { ...env, LOG_LEVEL: 'info' }));
   }
   return {
     apiPort,
@@ -171,7 +178,13 @@ export async function deploy(options: {
 const agent = new Agent({ connections: 16, keepAliveTimeout: 30_000 });
 
 /** A JSON request to the service. */
-export async function call(port: number, method: string, url: string, body: unknown, token = ADMIN_TOKEN): Promise<any> {
+export async function call(
+  port: number,
+  method: string,
+  url: string,
+  body: unknown,
+  token = ADMIN_TOKEN,
+): Promise<any> {
   const res = await request(`http://127.0.0.1:${port}${url}`, {
     method: method as 'POST',
     dispatcher: agent,
@@ -184,12 +197,29 @@ export async function call(port: number, method: string, url: string, body: unkn
 }
 
 /** A tenant with `webhooks` webhooks pointing at the receiver; returns its slug. */
-export async function tenantWithWebhooks(port: number, receiverPort: number, webhooks: number): Promise<string> {
+export async function tenantWithWebhooks(
+  port: number,
+  receiverPort: number,
+  webhooks: number,
+): Promise<string> {
   const slug = `bench-${randomBytes(3).toString('hex')}`;
-  await call(port, 'POST', '/internal/v1/tenants', { slug, name: 'Bench', plan: 'enterprise', features: ['webhooks'] });
-  const key = (await call(port, 'POST', `/internal/v1/tenants/${slug}/api-keys`, { name: 'b', scopes: ['webhooks'] })).data.key;
+  await call(port, 'POST', '/internal/v1/tenants', {
+    slug,
+    name: 'Bench',
+    plan: 'enterprise',
+    features: ['webhooks'],
+  });
+  const key = (
+    await call(port, 'POST', `/internal/v1/tenants/${slug}/api-keys`, { name: 'b', scopes: ['webhooks'] })
+  ).data.key;
   for (let i = 0; i < webhooks; i++) {
-    await call(port, 'POST', '/api/v1/webhooks', { url: `https://localhost:${receiverPort}/w/${i}`, events: ['*'] }, key);
+    await call(
+      port,
+      'POST',
+      '/api/v1/webhooks',
+      { url: `https://localhost:${receiverPort}/w/${i}`, events: ['*'] },
+      key,
+    );
   }
   return slug;
 }
