@@ -137,3 +137,16 @@ describe('schema error messages', () => {
     });
   });
 });
+
+describe('time-ordered ids', () => {
+  it('are 26 Crockford base32 characters after the prefix, sorted by time, unique', async () => {
+    const { timeOrderedId, newEventId } = await import('../../src/domain/ids.js');
+    expect(newEventId()).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect(timeOrderedId('x', 0).slice(2, 12)).toBe('0000000000');
+    const earlier = timeOrderedId('dlv', 1_700_000_000_000);
+    const later = timeOrderedId('dlv', 1_700_000_000_001);
+    expect(earlier < later).toBe(true);
+    const many = new Set(Array.from({ length: 10_000 }, () => newEventId()));
+    expect(many.size).toBe(10_000);
+  });
+});
