@@ -121,8 +121,8 @@ function delivery(env: Env): DeliveryConfig {
   }
   return {
     retrySchedule,
-    concurrency: count(env, 'DELIVERY_CONCURRENCY', 200, 10_000),
-    webhookConcurrency: count(env, 'WEBHOOK_CONCURRENCY', 10, 1000),
+    concurrency: count(env, 'DELIVERY_CONCURRENCY', 500, 10_000),
+    webhookConcurrency: count(env, 'WEBHOOK_CONCURRENCY', 25, 1000),
     leaseMarginMs: duration(env, 'LEASE_MARGIN', '30s'),
     autoDisableAfterMs: duration(env, 'AUTO_DISABLE_AFTER', '5d'),
     shutdownGraceMs: duration(env, 'SHUTDOWN_GRACE', '10s'),

@@ -87,3 +87,65 @@ for (const database of DATABASES) {
     });
   });
 }
+
+describe('plain http:// targets with ALLOW_HTTP_TARGETS', () => {
+  it('are accepted at create and delivered to', async () => {
+    const { createServer } = await import('node:http');
+    const got: string[] = [];
+    const server = createServer((req, res) => {
+      got.push(String(req.headers['x-webhook-event']));
+      req.resume();
+      res.end('ok');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as import('node:net').AddressInfo).port;
+    const h = await createDeliveryHarness(DATABASES[0] as (typeof DATABASES)[number], {
+      ALLOW_HTTP_TARGETS: 'true',
+    });
+    try {
+      const hook = await h.webhook({
+        url: `http://receiver.test:${port}/plain`,
+        events: ['contact.created'],
+      });
+      await h.publish('contact.created');
+      await waitFor(async () => (await h.deliveries(hook.id))[0]?.status === 'succeeded');
+      expect(got).toEqual(['contact.created']);
+    } finally {
+      await h.close();
+      server.close();
+    }
+  });
+
+  it('are refused at delivery without it', async () => {
+    const h = await createDeliveryHarness(DATABASES[0] as (typeof DATABASES)[number], {
+      ALLOW_HTTP_TARGETS: 'true',
+    });
+    try {
+      const hook = await h.webhook({
+        url: 'http://receiver.test:9/plain',
+        events: ['contact.created'],
+        retry_count: 0,
+      });
+      // The same database, a worker without the switch (as after an operator turned it off).
+      await h.service.worker?.stop();
+      const { DeliveryWorker } = await import('../../src/delivery/worker.js');
+      const { Metrics } = await import('../../src/metrics.js');
+      const strict = new DeliveryWorker({
+        config: { ...h.config, allowHttpTargets: false },
+        store: h.service.store,
+        metrics: new Metrics(h.service.store),
+        log: { info() {}, warn() {}, error() {} },
+      });
+      strict.start();
+      await h.publish('contact.created');
+      const [delivery] = await waitFor(async () => {
+        const rows = await h.deliveries(hook.id);
+        return rows[0]?.status === 'failed' && rows;
+      });
+      expect(delivery.last_error).toBe('Refused: The URL scheme http: is not allowed');
+      await strict.stop();
+    } finally {
+      await h.close();
+    }
+  });
+});

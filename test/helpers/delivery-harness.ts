@@ -9,7 +9,7 @@ import type { Resolver } from '../../src/delivery/safe-agent.js';
 import { createService, type Role, type Service } from '../../src/server.js';
 import type { DATABASES } from './harness.js';
 import { ADMIN_TOKEN } from './harness.js';
-import { makeCertificate, Receiver, type TestCertificate } from './receiver.js';
+import { makeCertificate, Receiver, type TestCertificate, verifyAllWays } from './receiver.js';
 
 /** Test host names: the receiver, and names that resolve to addresses webhooks may not reach. */
 export const TEST_HOSTS: Record<string, string[]> = {
@@ -132,6 +132,8 @@ export async function createDeliveryHarness(
     await operator('POST', `/internal/v1/tenants/${slug}/api-keys`, { name: 't', scopes: ['webhooks'] })
   ).body.data.key as string;
   const tenantApi = (method: string, url: string, body?: unknown) => call(method, url, body, key);
+  // Every request the receiver gets for one of our webhooks is verified three ways on close.
+  const secretsByPath = new Map<string, string>();
 
   return {
     config,
@@ -146,6 +148,7 @@ export async function createDeliveryHarness(
     async webhook(body) {
       const res = await tenantApi('POST', '/api/v1/webhooks', body);
       if (res.status !== 201) throw new Error(`webhook: ${JSON.stringify(res.body)}`);
+      secretsByPath.set(new URL(res.body.data.url).pathname, res.body.data.secret);
       return res.body.data;
     },
     async publish(type, data = {}, id) {
@@ -176,6 +179,10 @@ export async function createDeliveryHarness(
       await receiver.stop();
       await db.drop();
       rmSync(dataDir, { recursive: true, force: true });
+      for (const received of receiver.requests) {
+        const secret = secretsByPath.get(received.path);
+        if (secret) verifyAllWays(secret, received);
+      }
     },
   };
 }
