@@ -111,11 +111,6 @@ export class DeliveryWorker {
     await this.agent.close();
   }
 
-  /** Deliveries being sent right now (for tests and metrics). */
-  get busy(): number {
-    return this.inFlight.size;
-  }
-
   private atCap(): number[] {
     const cap = this.options.config.delivery.webhookConcurrency;
     return [...this.perWebhook].filter(([, n]) => n >= cap).map(([id]) => id);
@@ -150,21 +145,22 @@ export class DeliveryWorker {
       } catch (error) {
         failures += 1;
         this.options.log.warn({ err: error }, 'claiming deliveries failed; retrying');
+        this.woken = false;
         await this.sleep(Math.min(30_000, 100 * 2 ** Math.min(failures, 9)));
       }
     }
   }
 
+  /** Waits `ms`, or less when woken or stopped. */
   private sleep(ms: number): Promise<void> {
     if (this.woken || !this.running) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = () => {
         clearTimeout(timer);
-        self.wakeUp = undefined;
+        this.wakeUp = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wakeUp = done;
     });
   }

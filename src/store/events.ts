@@ -111,14 +111,28 @@ export async function insertDeliveries(
  */
 export async function publishEvents(store: Store, events: NewEvent[]): Promise<PublishedEvent[]> {
   const now = Date.now();
-  const results = await store.db.transaction().execute(async (trx) => {
-    const out: PublishedEvent[] = [];
-    for (const event of events) out.push(await publishOne(trx, event, now));
-    if (out.some((r) => r.created && r.deliveries > 0)) await announce(trx, store.dialect);
-    return out;
-  });
+  const attempt = () =>
+    store.db.transaction().execute(async (trx) => {
+      const out: PublishedEvent[] = [];
+      for (const event of events) out.push(await publishOne(trx, event, now));
+      if (out.some((r) => r.created && r.deliveries > 0)) await announce(trx, store.dialect);
+      return out;
+    });
+  let results: PublishedEvent[];
+  try {
+    results = await attempt();
+  } catch (error) {
+    // Two publishers raced with the same client id: the loser's second try finds the winner's event.
+    if (!isUniqueViolation(error)) throw error;
+    results = await attempt();
+  }
   if (store.dialect === 'sqlite') wake(store);
   return results;
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 export const DELIVERIES_CHANNEL = 'plandocket_deliveries';

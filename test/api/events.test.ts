@@ -67,6 +67,24 @@ describeContract('publish API', (h) => {
     expect(elsewhere.id).not.toBe(first.id);
   });
 
+  it('stays idempotent when the same client id is published concurrently', async () => {
+    const t = await h().tenant();
+    await h().api('POST', '/api/v1/webhooks', { key: t.key, body: webhookBody() });
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        publish({ tenant: t.slug, type: 'invoice.paid', data: {}, id: 'race-1' }),
+      ),
+    );
+    expect(answers.map((a) => a.statusCode)).toEqual(Array(10).fill(202));
+    expect(new Set(answers.map((a) => a.json().data.id)).size).toBe(1);
+    const events = await h()
+      .store.db.selectFrom('events')
+      .select('id')
+      .where('tenant_id', '=', t.id)
+      .execute();
+    expect(events).toHaveLength(1);
+  });
+
   it('refuses an unknown tenant (404), an unknown or test type (422), data that is not an object (422)', async () => {
     const t = await h().tenant();
     expect((await publish({ tenant: 'nobody', type: 'invoice.paid', data: {} })).statusCode).toBe(404);
