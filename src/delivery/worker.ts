@@ -10,12 +10,12 @@ import type { Store } from '../store/db.js';
 import {
   type ClaimedDelivery,
   claimDeliveries,
-  nextClaimableAt,
   type Outcome,
   recordOutcomes,
   releaseDeliveries,
 } from '../store/deliveries.js';
 import { listenForDeliveries } from '../store/listen.js';
+import { DueTimes } from './due-times.js';
 import { deliveryAgent, type Resolver } from './safe-agent.js';
 import { send } from './sender.js';
 
@@ -35,7 +35,11 @@ export interface WorkerOptions {
   ca?: string[];
 }
 
-/** With no notification, the worker still looks for due work this often. */
+/**
+ * A worker knows when the retries it scheduled fall due, and is told of new deliveries (NOTIFY,
+ * or in process); it still looks for other due work this often (retries of a worker that died,
+ * expired leases).
+ */
 const POLL_MS = 5_000;
 const CLAIM_BATCH = 100;
 /** At most this many outcomes in one write. */
@@ -61,6 +65,7 @@ export class DeliveryWorker {
   private loop: Promise<void> | undefined;
   private stopListening: (() => Promise<void>) | undefined;
   private readonly secrets = new Map<string, string>();
+  private readonly retryTimes = new DueTimes();
   private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -139,9 +144,7 @@ export class DeliveryWorker {
         }
         failures = 0;
         if (full || this.woken || !this.running) continue;
-        const next = free > 0 ? await nextClaimableAt(this.options.store, this.atCap()) : undefined;
-        const wait = next === undefined ? POLL_MS : Math.min(POLL_MS, Math.max(next - Date.now(), 10));
-        await this.sleep(wait);
+        await this.sleep(this.retryTimes.untilNext(Date.now(), POLL_MS));
       } catch (error) {
         failures += 1;
         this.options.log.warn({ err: error }, 'claiming deliveries failed; retrying');
@@ -217,6 +220,8 @@ export class DeliveryWorker {
     );
     metrics.attemptDuration.observe(result.durationMs / 1000);
     await this.record({ delivery, attempt: result, decision });
+    // Known once written; the slot freed next wakes the loop, which then sleeps until it is due.
+    if (decision.status === 'pending') this.retryTimes.add(decision.nextAttemptAt);
     metrics.deliveries.inc({ outcome: decision.status === 'pending' ? 'retrying' : decision.status });
     if (decision.status === 'failed' && decision.deactivateWebhook) {
       this.options.log.warn({ webhook: delivery.webhook_id }, decision.deactivateWebhook);

@@ -96,17 +96,6 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
   return rows.map((row) => ({ ...row, headers: JSON.parse(row.headers) }));
 }
 
-/** When the next delivery becomes claimable (due, lease expired), or undefined when none waits. */
-export async function nextClaimableAt(store: Store, skipWebhooks: number[]): Promise<number | undefined> {
-  const skip = skipWebhooks.length > 0 ? sql`and d.webhook_id not in (${sql.join(skipWebhooks)})` : sql``;
-  const { rows } = await sql<{ at: number | string | null }>`
-    select min(case when d.locked_until > d.next_attempt_at then d.locked_until else d.next_attempt_at end) as at
-    from deliveries d join webhooks w on w.id = d.webhook_id
-    where d.status = 'pending' and w.is_active = 1 ${skip}`.execute(store.db);
-  const at = rows[0]?.at;
-  return at === null || at === undefined ? undefined : Number(at);
-}
-
 /** Gives up this worker's leases on deliveries it did not finish, so that others take them now. */
 export async function releaseDeliveries(store: Store, workerId: string, ids?: string[]): Promise<void> {
   let query = store.db

@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { ALL_EVENTS } from '../domain/events.js';
 import { newDeliveryId, newEventId } from '../domain/ids.js';
 import { type Dialect, type Store, wake } from './db.js';
@@ -30,93 +30,142 @@ export function eventBody(
   return JSON.stringify({ id, type, created_at: new Date(createdAt).toISOString(), tenant, data });
 }
 
-async function publishOne(trx: Transaction<Database>, event: NewEvent, now: number): Promise<PublishedEvent> {
-  if (event.clientId !== undefined) {
-    const existing = await trx
-      .selectFrom('events')
-      .select('id')
-      .where('tenant_id', '=', event.tenantId)
-      .where('client_id', '=', event.clientId)
-      .executeTakeFirst();
-    if (existing) {
-      const { count } = await trx
-        .selectFrom('deliveries')
-        .select((eb) => eb.fn.countAll<number>().as('count'))
-        .where('event_id', '=', existing.id)
-        .executeTakeFirstOrThrow();
-      return { id: existing.id, deliveries: Number(count), created: false };
-    }
+/** Rows per INSERT: well under both databases' limits on bound parameters. */
+const CHUNK = 500;
+
+async function insertChunked(
+  trx: Transaction<Database>,
+  table: 'events' | 'deliveries',
+  rows: Database['events'][] | Database['deliveries'][],
+): Promise<void> {
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    await trx
+      .insertInto(table)
+      .values(rows.slice(i, i + CHUNK) as never)
+      .execute();
   }
-  const id = newEventId();
-  await trx
-    .insertInto('events')
-    .values({
+}
+
+/** Events already stored under these client ids, by `tenant id + client id`. */
+async function knownClientIds(trx: Transaction<Database>, events: NewEvent[]): Promise<Map<string, string>> {
+  const withId = events.filter((e) => e.clientId !== undefined);
+  const known = new Map<string, string>();
+  for (let i = 0; i < withId.length; i += CHUNK) {
+    const chunk = withId.slice(i, i + CHUNK);
+    const rows = await trx
+      .selectFrom('events')
+      .select(['id', 'tenant_id', 'client_id'])
+      .where('tenant_id', 'in', [...new Set(chunk.map((e) => e.tenantId))])
+      .where(
+        'client_id',
+        'in',
+        chunk.map((e) => e.clientId as string),
+      )
+      .execute();
+    for (const row of rows) known.set(`${row.tenant_id} ${row.client_id}`, row.id);
+  }
+  return known;
+}
+
+/** Active webhooks of these tenants by tenant, then by subscribed type (`*` included). */
+async function subscriptions(
+  trx: Transaction<Database>,
+  events: NewEvent[],
+): Promise<Map<number, Map<string, number[]>>> {
+  const rows = await trx
+    .selectFrom('webhooks')
+    .innerJoin('webhook_events', 'webhook_events.webhook_id', 'webhooks.id')
+    .select(['webhooks.id', 'webhooks.tenant_id', 'webhook_events.event_type'])
+    .where('webhooks.tenant_id', 'in', [...new Set(events.map((e) => e.tenantId))])
+    .where('webhooks.is_active', '=', 1)
+    .where('webhooks.deleted_at', 'is', null)
+    .where('webhook_events.event_type', 'in', [...new Set(events.map((e) => e.type)), ALL_EVENTS])
+    .execute();
+  const byTenant = new Map<number, Map<string, number[]>>();
+  for (const row of rows) {
+    const byType = byTenant.get(row.tenant_id) ?? new Map<string, number[]>();
+    byType.set(row.event_type, [...(byType.get(row.event_type) ?? []), row.id]);
+    byTenant.set(row.tenant_id, byType);
+  }
+  return byTenant;
+}
+
+async function deliveryCounts(trx: Transaction<Database>, eventIds: string[]): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (let i = 0; i < eventIds.length; i += CHUNK) {
+    const rows = await trx
+      .selectFrom('deliveries')
+      .select(['event_id', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('event_id', 'in', eventIds.slice(i, i + CHUNK))
+      .groupBy('event_id')
+      .execute();
+    for (const row of rows) counts.set(row.event_id, Number(row.n));
+  }
+  return counts;
+}
+
+/**
+ * Stores events and fans each out to its tenant's active webhooks subscribed to its type or to
+ * `*`: a few statements for the whole batch, in one transaction, then wakes the workers.
+ */
+async function publishInTransaction(trx: Transaction<Database>, events: NewEvent[], now: number) {
+  const known = await knownClientIds(trx, events);
+  const subscribed = await subscriptions(trx, events);
+  const eventRows: Database['events'][] = [];
+  const deliveryRows: Database['deliveries'][] = [];
+  const results: PublishedEvent[] = events.map((event) => {
+    const key = `${event.tenantId} ${event.clientId}`;
+    const existing = event.clientId !== undefined ? known.get(key) : undefined;
+    if (existing) return { id: existing, deliveries: 0, created: false };
+    const id = newEventId();
+    if (event.clientId !== undefined) known.set(key, id);
+    eventRows.push({
       id,
       tenant_id: event.tenantId,
       type: event.type,
       client_id: event.clientId ?? null,
       payload: eventBody(id, event.type, now, event.tenantSlug, event.data),
       created_at: now,
-    })
-    .execute();
-  const webhooks = await trx
-    .selectFrom('webhooks')
-    .select('webhooks.id')
-    .distinct()
-    .innerJoin('webhook_events', 'webhook_events.webhook_id', 'webhooks.id')
-    .where('webhooks.tenant_id', '=', event.tenantId)
-    .where('webhooks.is_active', '=', 1)
-    .where('webhooks.deleted_at', 'is', null)
-    .where('webhook_events.event_type', 'in', [event.type, ALL_EVENTS])
-    .execute();
-  await insertDeliveries(
-    trx,
-    webhooks.map((w) => ({ tenantId: event.tenantId, webhookId: w.id, eventId: id })),
-    now,
-  );
-  return { id, deliveries: webhooks.length, created: true };
-}
-
-/** Queues deliveries, due now. Inserted in chunks to stay under the databases' parameter limits. */
-export async function insertDeliveries(
-  trx: Transaction<Database>,
-  rows: { tenantId: number; webhookId: number; eventId: string }[],
-  now: number,
-): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = 0; i < rows.length; i += 500) {
-    const chunk = rows.slice(i, i + 500).map((row) => {
-      const id = newDeliveryId();
-      ids.push(id);
-      return {
-        id,
-        tenant_id: row.tenantId,
-        webhook_id: row.webhookId,
-        event_id: row.eventId,
+    });
+    const byType = subscribed.get(event.tenantId);
+    const webhooks = new Set([...(byType?.get(event.type) ?? []), ...(byType?.get(ALL_EVENTS) ?? [])]);
+    for (const webhookId of webhooks) {
+      deliveryRows.push({
+        id: newDeliveryId(),
+        tenant_id: event.tenantId,
+        webhook_id: webhookId,
+        event_id: id,
         status: 'pending',
         attempts: 0,
         next_attempt_at: now,
+        locked_until: null,
+        locked_by: null,
+        last_status_code: null,
+        last_error: null,
         created_at: now,
         updated_at: now,
-      };
-    });
-    await trx.insertInto('deliveries').values(chunk).execute();
+      });
+    }
+    return { id, deliveries: webhooks.size, created: true };
+  });
+  await insertChunked(trx, 'events', eventRows);
+  await insertChunked(trx, 'deliveries', deliveryRows);
+  // A repeated client id answers with the first event and the deliveries it queued.
+  const repeats = results.filter((r) => !r.created);
+  if (repeats.length > 0) {
+    const counts = await deliveryCounts(trx, [...new Set(repeats.map((r) => r.id))]);
+    for (const r of repeats) r.deliveries = counts.get(r.id) ?? 0;
   }
-  return ids;
+  return { results, queued: deliveryRows.length };
 }
 
-/**
- * Stores events and fans each out to the tenant's active webhooks subscribed to its type or to
- * `*`, all in one transaction, then wakes the workers.
- */
 export async function publishEvents(store: Store, events: NewEvent[]): Promise<PublishedEvent[]> {
   const now = Date.now();
   const attempt = () =>
     store.db.transaction().execute(async (trx) => {
-      const out: PublishedEvent[] = [];
-      for (const event of events) out.push(await publishOne(trx, event, now));
-      if (out.some((r) => r.created && r.deliveries > 0)) await announce(trx, store.dialect);
-      return out;
+      const { results, queued } = await publishInTransaction(trx, events, now);
+      if (queued > 0) await announce(trx, store.dialect);
+      return results;
     });
   let results: PublishedEvent[];
   try {
@@ -137,7 +186,15 @@ function isUniqueViolation(error: unknown): boolean {
 
 export const DELIVERIES_CHANNEL = 'plandocket_deliveries';
 
+const notify = (db: Kysely<Database>) => sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`.execute(db);
+
+/** Tells every worker to look for due deliveries now (e.g. a paused webhook was switched on). */
+export async function wakeWorkers(store: Store): Promise<void> {
+  if (store.dialect === 'postgres') await notify(store.db);
+  else wake(store);
+}
+
 /** PostgreSQL: a NOTIFY sent on commit wakes every listening worker process. */
 async function announce(trx: Transaction<Database>, dialect: Dialect): Promise<void> {
-  if (dialect === 'postgres') await sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`.execute(trx);
+  if (dialect === 'postgres') await notify(trx);
 }

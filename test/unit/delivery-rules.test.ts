@@ -142,3 +142,16 @@ describe('checked DNS lookup', () => {
     expect(given).toEqual([{ address, family: address.includes(':') ? 6 : 4 }]);
   });
 });
+
+describe('due times', () => {
+  it('tells how long until the next one, dropping those that passed', async () => {
+    const { DueTimes } = await import('../../src/delivery/due-times.js');
+    const times = new DueTimes();
+    expect(times.untilNext(0, 5000)).toBe(5000);
+    for (const t of [300, 100, 200, 100]) times.add(t);
+    expect(times.untilNext(0, 5000)).toBe(100);
+    expect(times.untilNext(150, 5000)).toBe(50);
+    expect(times.untilNext(250, 40)).toBe(40);
+    expect(times.untilNext(300, 5000)).toBe(5000);
+  });
+});

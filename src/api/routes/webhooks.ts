@@ -16,6 +16,7 @@ import {
   type WebhookFields,
 } from '../../domain/webhook-rules.js';
 import type { Store } from '../../store/db.js';
+import { wakeWorkers } from '../../store/events.js';
 import {
   createWebhook,
   deleteWebhook,
@@ -174,8 +175,11 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
       },
       async (request) => {
         const id = parseId(request.params.id);
-        const webhook = await updateWebhook(store, request.tenant.id, id, checked(request));
+        const fields = checked(request);
+        const webhook = await updateWebhook(store, request.tenant.id, id, fields);
         if (!webhook) throw notFound();
+        // Switched on again: its held deliveries may be due now.
+        if (fields.is_active === true) await wakeWorkers(store);
         return { data: presentWebhook(webhook), meta: meta(request) };
       },
     );
