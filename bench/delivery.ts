@@ -28,6 +28,7 @@ const { values } = parseArgs({
     events: { type: 'string', default: '20000' },
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '20' },
+    only: { type: 'string', default: '' },
   },
 });
 const EVENTS = Number(values.events);
@@ -80,6 +81,7 @@ async function latency(label: string, deployment: Deployment): Promise<Record<st
   const slug = await tenantWithWebhooks(deployment.apiPort, receiver.port, 1);
   const total = RATE * SECONDS;
   const publishedAt = new Map<string, number>();
+  const answered: number[] = [];
   const start = performance.now();
   const pending: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
@@ -94,6 +96,7 @@ async function latency(label: string, deployment: Deployment): Promise<Record<st
         data: { n: i },
       }).then((res) => {
         publishedAt.set(res.data.id, sentAt);
+        answered.push(performance.now() - sentAt);
       }),
     );
   }
@@ -111,6 +114,8 @@ async function latency(label: string, deployment: Deployment): Promise<Record<st
     p95_ms: +percentile(latencies, 95).toFixed(1),
     p99_ms: +percentile(latencies, 99).toFixed(1),
     max_ms: +(latencies.at(-1) as number).toFixed(1),
+    publish_p50_ms: +percentile(answered.sort((a, b) => a - b), 50).toFixed(1),
+    publish_p99_ms: +percentile(answered, 99).toFixed(1),
   };
 }
 
@@ -122,6 +127,7 @@ if (pgUrl) {
 }
 for (const [label, start] of setups) {
   for (const scenario of [throughput, latency]) {
+    if (!`${scenario.name} ${label}`.includes(values.only ?? '')) continue;
     const deployment = await start();
     try {
       const row = await scenario(label, deployment);

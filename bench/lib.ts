@@ -82,7 +82,9 @@ export interface Deployment {
 }
 
 function serve(role: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['dist/cli.js', 'serve', '--role', role], {
+  // BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=prof`) profiles the service.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/cli.js', 'serve', '--role', role], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -145,6 +147,8 @@ export async function deploy(options: {
     NODE_EXTRA_CA_CERTS: options.caFile,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_ENTERPRISE: 'unlimited',
+    ...(process.env.BENCH_SERVICE_ENV &&
+      Object.fromEntries(new URLSearchParams(process.env.BENCH_SERVICE_ENV))),
     ...(databaseUrl && { DATABASE_URL: databaseUrl }),
     ...options.env,
   };

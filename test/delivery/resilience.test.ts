@@ -168,11 +168,13 @@ describe.skipIf(postgres.skip)('crash safety [postgres]', () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-crash-'));
     const env = baseEnv(dataDir, db.url);
     const api = await createService(loadConfig(env), { role: 'api' });
+    const workers: Awaited<ReturnType<typeof startServe>>[] = [];
     try {
       const call = throughInject(api);
       const { slug } = await setUp(call, receiver);
       const one = await startServe(env, 'worker', certificate.cert, dataDir);
       const two = await startServe(env, 'worker', certificate.cert, dataDir);
+      workers.push(one, two);
       await publish(call, slug, 600);
       await waitFor(() => receiver.requests.length >= 800, 30_000, '800 arrivals');
       one.child.kill('SIGKILL');
@@ -189,6 +191,8 @@ describe.skipIf(postgres.skip)('crash safety [postgres]', () => {
       two.child.kill('SIGTERM');
       expect(await two.exited).toBe(0);
     } finally {
+      for (const w of workers)
+        if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
       await api.close();
       await receiver.stop();
       await db.drop();
@@ -206,9 +210,10 @@ describe('crash safety [sqlite]', () => {
     const port = await freePort();
     const env = { ...baseEnv(dataDir, undefined), PORT: String(port), HOST: '127.0.0.1' };
     const store = await openStore({ sqlitePath: path.join(dataDir, 'webhooks.db') });
+    let first: Awaited<ReturnType<typeof startServe>> | undefined;
     let second: Awaited<ReturnType<typeof startServe>> | undefined;
     try {
-      const first = await startServe(env, 'all', certificate.cert, dataDir);
+      first = await startServe(env, 'all', certificate.cert, dataDir);
       const call = overHttp(port);
       const { slug } = await setUp(call, receiver);
       await publish(call, slug, 400);
@@ -229,6 +234,7 @@ describe('crash safety [sqlite]', () => {
       expect(await statusCounts(store)).toEqual({ succeeded: 400 * WEBHOOKS });
       await expectAtLeastOnce(store, receiver, orphaned);
     } finally {
+      if (first?.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL');
       second?.child.kill('SIGTERM');
       if (second) expect(await second.exited).toBe(0);
       await store.close();
