@@ -45,55 +45,73 @@ function claimable(now: number, skipWebhooks: number[]): RawBuilder<unknown> {
  */
 export async function claimDeliveries(store: Store, options: ClaimOptions): Promise<ClaimedDelivery[]> {
   const { workerId, now, limit, perWebhook, skipWebhooks, leaseMarginMs } = options;
-  const lock = store.dialect === 'postgres' ? sql`for update of d skip locked` : sql``;
-  const scan = Math.max(limit * 4, 200);
-  const claimed = await sql<{ id: string }>`
-    update deliveries set
-      locked_by = ${workerId},
-      locked_until = cast(${now + leaseMarginMs} as bigint) + 1000 * (select w.timeout_seconds from webhooks w where w.id = deliveries.webhook_id),
-      updated_at = ${now}
-    where id in (
-      select id from (
-        select c.id, c.next_attempt_at,
-          row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as rn
-        from (
-          select d.id, d.webhook_id, d.next_attempt_at
-          from deliveries d join webhooks w on w.id = d.webhook_id
-          where ${claimable(now, skipWebhooks)}
-          order by d.next_attempt_at
-          limit ${scan}
-          ${lock}
-        ) c
-      ) ranked
-      where rn <= ${perWebhook}
-      order by next_attempt_at, id
-      limit ${limit}
-    )
-    returning id`.execute(store.db);
-  const ids = claimed.rows.map((r) => r.id);
-  if (ids.length === 0) return [];
-  const rows = await store.db
-    .selectFrom('deliveries as d')
-    .innerJoin('events as e', 'e.id', 'd.event_id')
-    .innerJoin('webhooks as w', 'w.id', 'd.webhook_id')
-    .select([
-      'd.id',
-      'd.tenant_id',
-      'd.webhook_id',
-      'd.event_id',
-      'e.type as event_type',
-      'd.attempts',
-      'e.payload',
-      'w.url',
-      'w.headers',
-      'w.timeout_seconds',
-      'w.retry_count',
-      'w.secret_ciphertext',
-    ])
-    .where('d.id', 'in', ids)
-    .orderBy('d.next_attempt_at')
-    .execute();
-  return rows.map((row) => ({ ...row, headers: JSON.parse(row.headers) }));
+  const postgres = store.dialect === 'postgres';
+  const candidates = sql`
+    select id from (
+      select c.id, c.next_attempt_at,
+        row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as rn
+      from (
+        select d.id, d.webhook_id, d.next_attempt_at
+        from deliveries d join webhooks w on w.id = d.webhook_id
+        where ${claimable(now, skipWebhooks)}
+        order by d.next_attempt_at
+        limit ${Math.max(limit * 2, 100)}
+        ${postgres ? sql`for update of d skip locked` : sql``}
+      ) c
+    ) ranked
+    where rn <= ${perWebhook}
+    order by next_attempt_at, id
+    limit ${limit}`;
+  const lease = sql`locked_by = ${workerId}, updated_at = ${now},
+    locked_until = cast(${now + leaseMarginMs} as bigint) + 1000 * w.timeout_seconds`;
+  type Row = Omit<ClaimedDelivery, 'headers'> & { headers: string; next_attempt_at: number };
+  let rows: Row[];
+  if (postgres) {
+    // One round trip: lease the rows and read what sending them needs.
+    ({ rows } = await sql<Row>`
+      update deliveries set ${lease}
+      from webhooks w, events e
+      where w.id = deliveries.webhook_id and e.id = deliveries.event_id and deliveries.id in (${candidates})
+      returning deliveries.id, deliveries.tenant_id, deliveries.webhook_id, deliveries.event_id,
+        e.type as event_type, deliveries.attempts, e.payload, w.url, w.headers, w.timeout_seconds,
+        w.retry_count, w.secret_ciphertext, deliveries.next_attempt_at`.execute(store.db));
+  } else {
+    // SQLite's RETURNING cannot name the joined tables; a second (in-process) query reads them.
+    const { rows: leased } = await sql<{ id: string }>`
+      update deliveries set ${lease}
+      from webhooks w
+      where w.id = deliveries.webhook_id and deliveries.id in (${candidates})
+      returning deliveries.id`.execute(store.db);
+    if (leased.length === 0) return [];
+    rows = (await store.db
+      .selectFrom('deliveries as d')
+      .innerJoin('events as e', 'e.id', 'd.event_id')
+      .innerJoin('webhooks as w', 'w.id', 'd.webhook_id')
+      .select([
+        'd.id',
+        'd.tenant_id',
+        'd.webhook_id',
+        'd.event_id',
+        'e.type as event_type',
+        'd.attempts',
+        'e.payload',
+        'w.url',
+        'w.headers',
+        'w.timeout_seconds',
+        'w.retry_count',
+        'w.secret_ciphertext',
+        'd.next_attempt_at',
+      ])
+      .where(
+        'd.id',
+        'in',
+        leased.map((r) => r.id),
+      )
+      .execute()) as Row[];
+  }
+  return rows
+    .sort((x, y) => Number(x.next_attempt_at) - Number(y.next_attempt_at))
+    .map(({ next_attempt_at: _due, ...row }) => ({ ...row, headers: JSON.parse(row.headers) }));
 }
 
 /** Gives up this worker's leases on deliveries it did not finish, so that others take them now. */
@@ -168,65 +186,67 @@ export async function recordOutcomes(
 ): Promise<void> {
   if (outcomes.length === 0) return;
   const now = Date.now();
+  const bigint = (value: number | null) => sql`cast(${value} as bigint)`;
+  const integer = (value: number | null) => sql`cast(${value} as integer)`;
+
+  const insertAttempts = sql`
+    insert into attempts (delivery_id, number, started_at, duration_ms, request_headers, response_status,
+      response_headers, response_body, error)
+    values ${sql.join(
+      outcomes.map(
+        ({ delivery, attempt: a }) =>
+          sql`(${delivery.id}, ${integer(delivery.attempts + 1)}, ${bigint(a.startedAt)}, ${integer(a.durationMs)},
+            ${JSON.stringify(a.requestHeaders)}, ${integer(a.statusCode)},
+            ${a.responseHeaders && JSON.stringify(a.responseHeaders)}, ${a.responseBody}, ${a.error})`,
+      ),
+    )}`;
+
+  // Only where this worker still holds the lease; VALUES columns are column1.. in both databases.
+  const updateDeliveries = sql`
+    update deliveries set
+      status = v.column2, attempts = attempts + 1, next_attempt_at = v.column3,
+      locked_by = null, locked_until = null, last_status_code = v.column4, last_error = v.column5,
+      updated_at = ${bigint(now)}
+    from (values ${sql.join(
+      outcomes.map(
+        ({ delivery, attempt, decision }) =>
+          sql`(${delivery.id}, ${decision.status}, ${bigint(decision.status === 'pending' ? decision.nextAttemptAt : null)},
+            ${integer(attempt.statusCode)}, ${attempt.error})`,
+      ),
+    )}) as v
+    where deliveries.id = v.column1 and deliveries.locked_by = ${workerId}`;
+
+  const byWebhook = new Map<number, Outcome[]>();
+  for (const o of outcomes)
+    byWebhook.set(o.delivery.webhook_id, [...(byWebhook.get(o.delivery.webhook_id) ?? []), o]);
+  // A success in the batch resets the failure count to the failures after it; otherwise they add up.
+  const updateWebhooks = sql`
+    update webhooks set
+      last_triggered_at = s.column2,
+      last_success_at = coalesce(s.column3, webhooks.last_success_at),
+      last_failure_at = coalesce(s.column4, webhooks.last_failure_at),
+      failure_count = case when s.column7 = 1 then s.column5 else webhooks.failure_count + s.column5 end,
+      failing_since = case when s.column7 = 1 then s.column6 else coalesce(webhooks.failing_since, s.column6) end
+    from (values ${sql.join(
+      [...byWebhook].map(([webhookId, list]) => {
+        const w = webhookStats(list);
+        return sql`(${integer(webhookId)}, ${bigint(w.lastTriggeredAt)}, ${bigint(w.lastSuccessAt)},
+          ${bigint(w.lastFailureAt)}, ${integer(w.failures)}, ${bigint(w.firstFailureAt)}, ${integer(w.reset ? 1 : 0)})`;
+      }),
+    )}) as s
+    where webhooks.id = s.column1`;
+
+  const gaveUp = outcomes.filter((o) => o.decision.status === 'failed');
+  if (store.dialect === 'postgres' && gaveUp.length === 0) {
+    // The common case on PostgreSQL: one statement, one round trip, atomic by itself.
+    await sql`with a as (${insertAttempts}), d as (${updateDeliveries}) ${updateWebhooks}`.execute(store.db);
+    return;
+  }
   await store.db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('attempts')
-      .values(
-        outcomes.map(({ delivery, attempt }) => ({
-          delivery_id: delivery.id,
-          number: delivery.attempts + 1,
-          started_at: attempt.startedAt,
-          duration_ms: attempt.durationMs,
-          request_headers: JSON.stringify(attempt.requestHeaders),
-          response_status: attempt.statusCode,
-          response_headers: attempt.responseHeaders && JSON.stringify(attempt.responseHeaders),
-          response_body: attempt.responseBody,
-          error: attempt.error,
-        })),
-      )
-      .execute();
-
-    const rows = outcomes.map(
-      ({ delivery, attempt, decision }) =>
-        sql`(${delivery.id}, ${decision.status}, cast(${decision.status === 'pending' ? decision.nextAttemptAt : null} as bigint), cast(${attempt.statusCode} as integer), ${attempt.error})`,
-    );
-    // One statement for the whole batch; VALUES columns are column1.. in both databases.
-    await sql`
-      update deliveries set
-        status = v.column2,
-        attempts = attempts + 1,
-        next_attempt_at = v.column3,
-        locked_by = null,
-        locked_until = null,
-        last_status_code = v.column4,
-        last_error = v.column5,
-        updated_at = ${now}
-      from (values ${sql.join(rows)}) as v
-      where deliveries.id = v.column1 and deliveries.locked_by = ${workerId}`.execute(trx);
-
-    const byWebhook = new Map<number, Outcome[]>();
-    for (const o of outcomes)
-      byWebhook.set(o.delivery.webhook_id, [...(byWebhook.get(o.delivery.webhook_id) ?? []), o]);
-    for (const [webhookId, list] of byWebhook) {
-      const stats = webhookStats(list);
-      await trx
-        .updateTable('webhooks')
-        .set((eb) => ({
-          last_triggered_at: stats.lastTriggeredAt,
-          ...(stats.lastSuccessAt !== null && { last_success_at: stats.lastSuccessAt }),
-          ...(stats.lastFailureAt !== null && { last_failure_at: stats.lastFailureAt }),
-          ...(stats.reset
-            ? { failure_count: stats.failures, failing_since: stats.firstFailureAt }
-            : {
-                failure_count: eb('failure_count', '+', stats.failures),
-                failing_since: eb.fn.coalesce('failing_since', eb.val(stats.firstFailureAt)),
-              }),
-        }))
-        .where('id', '=', webhookId)
-        .execute();
-    }
-
-    for (const { delivery, decision } of outcomes) {
+    await insertAttempts.execute(trx);
+    await updateDeliveries.execute(trx);
+    await updateWebhooks.execute(trx);
+    for (const { delivery, decision } of gaveUp) {
       if (decision.status !== 'failed') continue;
       const reason =
         decision.deactivateWebhook ?? (await autoDisableReason(trx, delivery.webhook_id, now, autoDisable));
