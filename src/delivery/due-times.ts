@@ -13,12 +13,15 @@ export class DueTimes {
     this.times.splice(low, 0, time);
   }
 
-  /** Milliseconds until the next time after `now` (at most `max`); times that passed are dropped. */
-  untilNext(now: number, max: number): number {
+  /**
+   * Drops the times up to `handled` (work due then has been looked for) and says how many
+   * milliseconds from `now` until the next one, at most `max`.
+   */
+  untilNext(handled: number, now: number, max: number): number {
     let passed = 0;
-    while (passed < this.times.length && (this.times[passed] as number) <= now) passed++;
+    while (passed < this.times.length && (this.times[passed] as number) <= handled) passed++;
     this.times.splice(0, passed);
     const next = this.times[0];
-    return next === undefined ? max : Math.min(max, next - now);
+    return next === undefined ? max : Math.max(0, Math.min(max, next - now));
   }
 }

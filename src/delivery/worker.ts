@@ -14,7 +14,7 @@ import {
   recordOutcomes,
   releaseDeliveries,
 } from '../store/deliveries.js';
-import { listenForDeliveries } from '../store/listen.js';
+import { listenForDeliveries } from '../store/wakeups.js';
 import { DueTimes } from './due-times.js';
 import { deliveryAgent, type Resolver } from './safe-agent.js';
 import { send } from './sender.js';
@@ -66,6 +66,8 @@ export class DeliveryWorker {
   private stopListening: (() => Promise<void>) | undefined;
   private readonly secrets = new Map<string, string>();
   private readonly retryTimes = new DueTimes();
+  /** Whether the last claim may have left due work behind (caps, a full batch). */
+  private backlog = false;
   private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -126,14 +128,16 @@ export class DeliveryWorker {
     let failures = 0;
     while (this.running) {
       this.woken = false;
+      this.backlog = false;
       try {
         const free = delivery.concurrency - this.inFlight.size;
+        const claimedAt = Date.now();
         let full = false;
         if (free > 0) {
           const limit = Math.min(free, CLAIM_BATCH);
           const claimed = await claimDeliveries(this.options.store, {
             workerId: this.id,
-            now: Date.now(),
+            now: claimedAt,
             limit,
             perWebhook: delivery.webhookConcurrency,
             skipWebhooks: this.atCap(),
@@ -141,10 +145,16 @@ export class DeliveryWorker {
           });
           await this.launch(claimed);
           full = claimed.length === limit;
+          const perWebhook = new Map<number, number>();
+          for (const d of claimed) perWebhook.set(d.webhook_id, (perWebhook.get(d.webhook_id) ?? 0) + 1);
+          // More may be due than one claim took: then a freed slot is worth another claim.
+          this.backlog ||= full || [...perWebhook.values()].some((n) => n >= delivery.webhookConcurrency);
+        } else {
+          this.backlog = true;
         }
         failures = 0;
         if (full || this.woken || !this.running) continue;
-        await this.sleep(this.retryTimes.untilNext(Date.now(), POLL_MS));
+        await this.sleep(this.retryTimes.untilNext(claimedAt, Date.now(), POLL_MS));
       } catch (error) {
         failures += 1;
         this.options.log.warn({ err: error }, 'claiming deliveries failed; retrying');
@@ -186,10 +196,11 @@ export class DeliveryWorker {
           const left = (this.perWebhook.get(delivery.webhook_id) ?? 1) - 1;
           if (left > 0) this.perWebhook.set(delivery.webhook_id, left);
           else this.perWebhook.delete(delivery.webhook_id);
-          this.wake();
+          if (this.backlog) this.wake();
         });
       this.inFlight.set(delivery.id, done);
     }
+    if (excess.length > 0) this.backlog = true;
     await releaseDeliveries(this.options.store, this.id, excess);
   }
 
@@ -220,8 +231,11 @@ export class DeliveryWorker {
     );
     metrics.attemptDuration.observe(result.durationMs / 1000);
     await this.record({ delivery, attempt: result, decision });
-    // Known once written; the slot freed next wakes the loop, which then sleeps until it is due.
-    if (decision.status === 'pending') this.retryTimes.add(decision.nextAttemptAt);
+    // Known once written; the loop then sleeps until it is due.
+    if (decision.status === 'pending') {
+      this.retryTimes.add(decision.nextAttemptAt);
+      this.wake();
+    }
     metrics.deliveries.inc({ outcome: decision.status === 'pending' ? 'retrying' : decision.status });
     if (decision.status === 'failed' && decision.deactivateWebhook) {
       this.options.log.warn({ webhook: delivery.webhook_id }, decision.deactivateWebhook);

@@ -94,11 +94,6 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return { db, dialect: 'sqlite', wakeups: new EventEmitter(), close: () => db.destroy() };
 }
 
-/** Tells this process's worker that deliveries may be due. */
-export function wake(store: Store): void {
-  store.wakeups.emit('wake');
-}
-
 /** Applies every pending migration; safe to run from several processes at once on PostgreSQL. */
 export async function migrate(store: Store): Promise<string[]> {
   // Kysely looks for its own tables in every schema; name ours, so that another schema's

@@ -1,8 +1,9 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { ALL_EVENTS } from '../domain/events.js';
 import { newDeliveryId, newEventId } from '../domain/ids.js';
-import { type Dialect, type Store, wake } from './db.js';
+import type { Store } from './db.js';
 import type { Database } from './schema.js';
+import { wakeWorkers } from './wakeups.js';
 
 export interface NewEvent {
   tenantId: number;
@@ -164,37 +165,21 @@ export async function publishEvents(store: Store, events: NewEvent[]): Promise<P
   const attempt = () =>
     store.db.transaction().execute(async (trx) => {
       const { results, queued } = await publishInTransaction(trx, events, now);
-      if (queued > 0) await announce(trx, store.dialect);
-      return results;
+      return { results, queued };
     });
-  let results: PublishedEvent[];
+  let outcome: Awaited<ReturnType<typeof attempt>>;
   try {
-    results = await attempt();
+    outcome = await attempt();
   } catch (error) {
     // Two publishers raced with the same client id: the loser's second try finds the winner's event.
     if (!isUniqueViolation(error)) throw error;
-    results = await attempt();
+    outcome = await attempt();
   }
-  if (store.dialect === 'sqlite') wake(store);
-  return results;
+  if (outcome.queued > 0) void wakeWorkers(store);
+  return outcome.results;
 }
 
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
-}
-
-export const DELIVERIES_CHANNEL = 'plandocket_deliveries';
-
-const notify = (db: Kysely<Database>) => sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`.execute(db);
-
-/** Tells every worker to look for due deliveries now (e.g. a paused webhook was switched on). */
-export async function wakeWorkers(store: Store): Promise<void> {
-  if (store.dialect === 'postgres') await notify(store.db);
-  else wake(store);
-}
-
-/** PostgreSQL: a NOTIFY sent on commit wakes every listening worker process. */
-async function announce(trx: Transaction<Database>, dialect: Dialect): Promise<void> {
-  if (dialect === 'postgres') await notify(trx);
 }

@@ -144,14 +144,16 @@ describe('checked DNS lookup', () => {
 });
 
 describe('due times', () => {
-  it('tells how long until the next one, dropping those that passed', async () => {
+  it('tells how long until the next one, dropping those already looked for', async () => {
     const { DueTimes } = await import('../../src/delivery/due-times.js');
     const times = new DueTimes();
-    expect(times.untilNext(0, 5000)).toBe(5000);
+    expect(times.untilNext(0, 0, 5000)).toBe(5000);
     for (const t of [300, 100, 200, 100]) times.add(t);
-    expect(times.untilNext(0, 5000)).toBe(100);
-    expect(times.untilNext(150, 5000)).toBe(50);
-    expect(times.untilNext(250, 40)).toBe(40);
-    expect(times.untilNext(300, 5000)).toBe(5000);
+    expect(times.untilNext(0, 0, 5000)).toBe(100);
+    expect(times.untilNext(150, 150, 5000)).toBe(50);
+    expect(times.untilNext(250, 250, 40)).toBe(40);
+    // Due after the last look but before now: look again at once, and keep it until then.
+    expect(times.untilNext(250, 320, 5000)).toBe(0);
+    expect(times.untilNext(320, 320, 5000)).toBe(5000);
   });
 });

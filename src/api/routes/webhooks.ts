@@ -16,7 +16,7 @@ import {
   type WebhookFields,
 } from '../../domain/webhook-rules.js';
 import type { Store } from '../../store/db.js';
-import { wakeWorkers } from '../../store/events.js';
+import { wakeWorkers } from '../../store/wakeups.js';
 import {
   createWebhook,
   deleteWebhook,

@@ -1,6 +1,42 @@
+import { sql } from 'kysely';
 import pg from 'pg';
 import type { Store } from './db.js';
-import { DELIVERIES_CHANNEL } from './events.js';
+
+/**
+ * Waking the workers when deliveries are queued: in process through the store's emitter, and on
+ * PostgreSQL across processes through NOTIFY on this channel.
+ */
+export const DELIVERIES_CHANNEL = 'plandocket_deliveries';
+
+const notifying = new WeakMap<Store, { sending: boolean; again: boolean }>();
+
+/**
+ * Tells every worker to look for due deliveries now. On PostgreSQL the NOTIFY is sent after the
+ * publishing transaction, not in it (a NOTIFY takes a lock that serialises commits), and
+ * coalesced: while one is on its way, later calls add at most one more. A NOTIFY that is lost
+ * (a crash, the database away) only delays work until the workers' next poll.
+ */
+export async function wakeWorkers(store: Store): Promise<void> {
+  store.wakeups.emit('wake');
+  if (store.dialect !== 'postgres') return;
+  const state = notifying.get(store) ?? { sending: false, again: false };
+  notifying.set(store, state);
+  if (state.sending) {
+    state.again = true;
+    return;
+  }
+  state.sending = true;
+  try {
+    do {
+      state.again = false;
+      await sql`select pg_notify(${DELIVERIES_CHANNEL}, '')`.execute(store.db);
+    } while (state.again);
+  } catch {
+    // The poll finds the work.
+  } finally {
+    state.sending = false;
+  }
+}
 
 export interface ListenLog {
   warn(obj: object, msg: string): void;
