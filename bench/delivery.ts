@@ -2,7 +2,7 @@
  * Delivery benchmark: deliveries per second to a local HTTPS receiver (SQLite; PostgreSQL with
  * one and two worker processes), and publish-to-arrival latency at a steady publish rate.
  *
- *   npm run build && npx tsx bench/delivery.ts [--events 20000] [--rate 500] [--seconds 20]
+ *   npm run bench:delivery -- [--events 20000] [--rate 500] [--seconds 20] [--runs 3] [--only NAME]
  *
  * PostgreSQL runs when BENCH_DATABASE_URL is set. Results go to bench/results/.
  */
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '500' },
     seconds: { type: 'string', default: '20' },
     only: { type: 'string', default: '' },
+    runs: { type: 'string', default: '1' },
   },
 });
 const EVENTS = Number(values.events);
@@ -114,30 +115,51 @@ async function latency(label: string, deployment: Deployment): Promise<Record<st
     p95_ms: +percentile(latencies, 95).toFixed(1),
     p99_ms: +percentile(latencies, 99).toFixed(1),
     max_ms: +(latencies.at(-1) as number).toFixed(1),
-    publish_p50_ms: +percentile(answered.sort((a, b) => a - b), 50).toFixed(1),
+    publish_p50_ms: +percentile(
+      answered.sort((a, b) => a - b),
+      50,
+    ).toFixed(1),
     publish_p99_ms: +percentile(answered, 99).toFixed(1),
   };
 }
 
-const rows: Record<string, number | string>[] = [];
+type Row = Record<string, number | string>;
+const runs: Row[][] = [];
 const setups: [string, () => Promise<Deployment>][] = [['sqlite', () => deploy({ caFile })]];
 if (pgUrl) {
   setups.push(['postgres, 1 worker', () => deploy({ caFile, databaseUrl: pgUrl, workers: 1 })]);
   setups.push(['postgres, 2 workers', () => deploy({ caFile, databaseUrl: pgUrl, workers: 2 })]);
 }
-for (const [label, start] of setups) {
-  for (const scenario of [throughput, latency]) {
-    if (!`${scenario.name} ${label}`.includes(values.only ?? '')) continue;
-    const deployment = await start();
-    try {
-      const row = await scenario(label, deployment);
-      console.log(JSON.stringify(row));
-      rows.push(row);
-    } finally {
-      await deployment.stop();
+for (let run = 0; run < Number(values.runs); run++) {
+  const rows: Row[] = [];
+  for (const [label, start] of setups) {
+    for (const scenario of [throughput, latency]) {
+      if (!`${scenario.name} ${label}`.includes(values.only ?? '')) continue;
+      const deployment = await start();
+      try {
+        const row = await scenario(label, deployment);
+        console.log(JSON.stringify(row));
+        rows.push(row);
+      } finally {
+        await deployment.stop();
+      }
     }
   }
+  runs.push(rows);
 }
+
+/** Each scenario's median over the runs, field by field. */
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+};
+const rows: Row[] = (runs[0] ?? []).map((first, i) =>
+  Object.fromEntries(
+    Object.entries(first).map(([key, value]) =>
+      typeof value === 'number' ? [key, median(runs.map((r) => r[i]?.[key] as number))] : [key, value],
+    ),
+  ),
+);
 await receiver.stop();
 
 const machine = {
@@ -148,11 +170,12 @@ const machine = {
   commit: execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim(),
   date: new Date().toISOString(),
 };
+console.log(`medians of ${runs.length} run(s):`);
 console.table(rows);
 console.log(machine);
 const dir = path.join(ROOT, 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `delivery-${machine.date.replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, `${JSON.stringify({ machine, rows }, null, 2)}\n`);
+writeFileSync(file, `${JSON.stringify({ machine, runs: runs.length, medians: rows, all: runs }, null, 2)}\n`);
 console.log(`written to ${path.relative(ROOT, file)}`);
 process.exit(0);

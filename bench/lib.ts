@@ -6,31 +6,16 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { generate } from 'selfsigned';
 import { Agent, request } from 'undici';
+import { makeCertificate } from '../test/helpers/receiver.js';
 
 /** Helpers shared by the benchmarks: a receiver, the service as child processes, an HTTP client. */
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const ADMIN_TOKEN = `bench-${randomBytes(12).toString('hex')}`;
 
-export async function certificate(): Promise<{ cert: string; key: string }> {
-  const r = await generate([{ name: 'commonName', value: 'localhost' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    extensions: [
-      { name: 'basicConstraints', cA: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-        ],
-      },
-    ],
-  });
-  return { cert: r.cert, key: r.private };
-}
+/** The same test certificate as the test suite's receiver (made here, trusted by the service). */
+export const certificate = makeCertificate;
 
 /** An HTTPS receiver that answers 200 at once and notes when each event arrived. */
 export class BenchReceiver {

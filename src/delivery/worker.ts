@@ -118,11 +118,6 @@ export class DeliveryWorker {
     await this.agent.close();
   }
 
-  private atCap(): number[] {
-    const cap = this.options.config.delivery.webhookConcurrency;
-    return [...this.perWebhook].filter(([, n]) => n >= cap).map(([id]) => id);
-  }
-
   private async run(): Promise<void> {
     const { delivery } = this.options.config;
     let failures = 0;
@@ -140,15 +135,14 @@ export class DeliveryWorker {
             now: claimedAt,
             limit,
             perWebhook: delivery.webhookConcurrency,
-            skipWebhooks: this.atCap(),
+            busy: this.perWebhook,
             leaseMarginMs: delivery.leaseMarginMs,
           });
           await this.launch(claimed);
           full = claimed.length === limit;
-          const perWebhook = new Map<number, number>();
-          for (const d of claimed) perWebhook.set(d.webhook_id, (perWebhook.get(d.webhook_id) ?? 0) + 1);
           // More may be due than one claim took: then a freed slot is worth another claim.
-          this.backlog ||= full || [...perWebhook.values()].some((n) => n >= delivery.webhookConcurrency);
+          this.backlog ||=
+            full || [...this.perWebhook.values()].some((n) => n >= delivery.webhookConcurrency);
         } else {
           this.backlog = true;
         }

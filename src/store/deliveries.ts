@@ -23,10 +23,10 @@ export interface ClaimOptions {
   workerId: string;
   now: number;
   limit: number;
-  /** At most this many deliveries of one webhook in one claim. */
+  /** At most this many deliveries of one webhook in flight in this worker. */
   perWebhook: number;
-  /** Webhooks this worker already sends to at its per-webhook cap. */
-  skipWebhooks: number[];
+  /** How many deliveries of each webhook this worker has in flight already. */
+  busy: Map<number, number>;
   /** Added to the webhook's timeout to make the lease. */
   leaseMarginMs: number;
 }
@@ -44,11 +44,20 @@ function claimable(now: number, skipWebhooks: number[]): RawBuilder<unknown> {
  * one busy endpoint cannot fill a claim. PostgreSQL skips rows that other workers are locking.
  */
 export async function claimDeliveries(store: Store, options: ClaimOptions): Promise<ClaimedDelivery[]> {
-  const { workerId, now, limit, perWebhook, skipWebhooks, leaseMarginMs } = options;
+  const { workerId, now, limit, perWebhook, busy, leaseMarginMs } = options;
+  const skipWebhooks = [...busy].filter(([, n]) => n >= perWebhook).map(([id]) => id);
+  const partlyBusy = [...busy].filter(([, n]) => n < perWebhook);
+  // Each webhook gets no more than its free slots in this worker.
+  const slots = partlyBusy.length
+    ? sql`left join (values ${sql.join(
+        partlyBusy.map(([id, n]) => sql`(cast(${id} as integer), cast(${n} as integer))`),
+      )}) as b on b.column1 = ranked.webhook_id
+      where rn <= ${perWebhook} - coalesce(b.column2, 0)`
+    : sql`where rn <= ${perWebhook}`;
   const postgres = store.dialect === 'postgres';
   const candidates = sql`
-    select id from (
-      select c.id, c.next_attempt_at,
+    select ranked.id from (
+      select c.id, c.webhook_id, c.next_attempt_at,
         row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as rn
       from (
         select d.id, d.webhook_id, d.next_attempt_at
@@ -59,8 +68,8 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
         ${postgres ? sql`for update of d skip locked` : sql``}
       ) c
     ) ranked
-    where rn <= ${perWebhook}
-    order by next_attempt_at, id
+    ${slots}
+    order by ranked.next_attempt_at, ranked.id
     limit ${limit}`;
   const lease = sql`locked_by = ${workerId}, updated_at = ${now},
     locked_until = cast(${now + leaseMarginMs} as bigint) + 1000 * w.timeout_seconds`;
