@@ -68,6 +68,7 @@ export class DeliveryWorker {
   private readonly retryTimes = new DueTimes();
   /** Whether the last claim may have left due work behind (caps, a full batch). */
   private backlog = false;
+  private claiming = false;
   private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -130,6 +131,7 @@ export class DeliveryWorker {
         let full = false;
         if (free > 0) {
           const limit = Math.min(free, CLAIM_BATCH);
+          this.claiming = true;
           const claimed = await claimDeliveries(this.options.store, {
             workerId: this.id,
             now: claimedAt,
@@ -138,6 +140,7 @@ export class DeliveryWorker {
             busy: this.perWebhook,
             leaseMarginMs: delivery.leaseMarginMs,
           });
+          this.claiming = false;
           await this.launch(claimed);
           full = claimed.length === limit;
           // More may be due than one claim took: then a freed slot is worth another claim.
@@ -150,6 +153,7 @@ export class DeliveryWorker {
         if (full || this.woken || !this.running) continue;
         await this.sleep(this.retryTimes.untilNext(claimedAt, Date.now(), POLL_MS));
       } catch (error) {
+        this.claiming = false;
         failures += 1;
         this.options.log.warn({ err: error }, 'claiming deliveries failed; retrying');
         this.woken = false;
@@ -190,7 +194,8 @@ export class DeliveryWorker {
           const left = (this.perWebhook.get(delivery.webhook_id) ?? 1) - 1;
           if (left > 0) this.perWebhook.set(delivery.webhook_id, left);
           else this.perWebhook.delete(delivery.webhook_id);
-          if (this.backlog) this.wake();
+          // A claim under way counted this slot as busy: it must look again.
+          if (this.backlog || this.claiming) this.wake();
         });
       this.inFlight.set(delivery.id, done);
     }

@@ -82,6 +82,25 @@ for (const database of DATABASES) {
       }
     });
 
+    it('drains one webhook a few slots at a time without waiting for the poll', async () => {
+      // Every completion must lead to the next claim; a missed one waits for the 5 s poll.
+      const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '3' });
+      try {
+        h.receiver.on('/serial', () => ({ status: 200, delayMs: 5 }));
+        const hook = await h.webhook({ url: h.receiver.url('/serial'), events: ['participant.added'] });
+        await h.operator('POST', '/internal/v1/events/batch', {
+          events: Array.from({ length: 40 }, () => ({ tenant: h.slug, type: 'participant.added', data: {} })),
+        });
+        await waitFor(
+          async () => (await h.deliveries(hook.id)).filter((d) => d.status === 'succeeded').length === 40,
+          8_000,
+          'forty deliveries, three at a time',
+        );
+      } finally {
+        await h.close();
+      }
+    });
+
     it('keeps one slow webhook from holding up the others', async () => {
       const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '2' });
       try {
