@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import pg from 'pg';
 import { Agent, request } from 'undici';
 import { makeCertificate } from '../test/helpers/receiver.js';
 
-/** Helpers shared by the benchmarks: a receiver, the service as child processes, an HTTP client. */
+/** Helpers of the benchmarks: a receiver, the service as child processes, an HTTP client. */
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
 export const ADMIN_TOKEN = `bench-${randomBytes(12).toString('hex')}`;
@@ -17,26 +17,30 @@ export const ADMIN_TOKEN = `bench-${randomBytes(12).toString('hex')}`;
 /** The same test certificate as the test suite's receiver (made here, trusted by the service). */
 export const certificate = makeCertificate;
 
-/** An HTTPS receiver that answers 200 at once and notes when each event arrived. */
+/**
+ * An HTTPS receiver that answers 200 at once (or never, on `hang` paths) and notes when each
+ * delivery arrived, by `webhook-id` (the event) and path (the webhook).
+ */
 export class BenchReceiver {
+  /** `eventId path` -> first arrival (performance.now()). */
   readonly arrivals = new Map<string, number>();
+  readonly hang = new Set<string>();
   count = 0;
   private server: Server | undefined;
   port = 0;
-  onArrival: (() => void) | undefined;
 
-  async start(tls: { cert: string; key: string }): Promise<this> {
+  async start(tls: { cert: string; key: string }, port = 0): Promise<this> {
     this.server = createServer({ ...tls, keepAliveTimeout: 60_000 }, (req, res) => {
       req.resume();
       req.on('end', () => {
-        const id = req.headers['webhook-id'] as string;
-        if (!this.arrivals.has(id)) this.arrivals.set(id, performance.now());
+        const key = `${req.headers['webhook-id']} ${req.url}`;
+        if (!this.arrivals.has(key)) this.arrivals.set(key, performance.now());
         this.count += 1;
+        if (this.hang.has(req.url ?? '')) return;
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-        this.onArrival?.();
       });
     });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server?.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as net.AddressInfo).port;
     return this;
   }
@@ -49,6 +53,7 @@ export class BenchReceiver {
   async stop(): Promise<void> {
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server = undefined;
   }
 }
 
@@ -60,13 +65,21 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+export type Role = 'all' | 'api' | 'worker';
+
+/** The service on one database, as processes that can be added and stopped. */
 export interface Deployment {
   apiPort: number;
   processes: ChildProcess[];
+  /** Starts one more `serve --role ROLE` process. */
+  start(role: Role): Promise<ChildProcess>;
+  /** Stops every process (SIGTERM), keeping the database. */
+  stopProcesses(): Promise<void>;
+  /** Stops everything and removes the database. */
   stop(): Promise<void>;
 }
 
-function serve(role: string, env: Record<string, string>): Promise<ChildProcess> {
+function serve(role: Role, env: Record<string, string>): Promise<ChildProcess> {
   // BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=prof`) profiles the service.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, 'dist/cli.js', 'serve', '--role', role], {
@@ -94,12 +107,12 @@ function serve(role: string, env: Record<string, string>): Promise<ChildProcess>
 }
 
 /**
- * Starts the service as the operator would (built `dist/`, separate processes): on SQLite one
- * process for everything; on PostgreSQL one API process and `workers` worker processes.
+ * Sets up a database (a SQLite file, or a fresh PostgreSQL schema) and starts the service on it
+ * as the operator would (built `dist/`, separate processes): the given roles, one process each.
  */
 export async function deploy(options: {
-  databaseUrl?: string;
-  workers?: number;
+  databaseUrl?: string | undefined;
+  roles: Role[];
   caFile: string;
   env?: Record<string, string>;
 }): Promise<Deployment> {
@@ -109,17 +122,15 @@ export async function deploy(options: {
   let dropSchema = async () => {};
   if (databaseUrl) {
     const schema = `bench_${randomBytes(4).toString('hex')}`;
-    const client = new pg.Client({ connectionString: databaseUrl });
-    await client.connect();
-    await client.query(`create schema ${schema}`);
-    await client.end();
     const base = databaseUrl;
-    dropSchema = async () => {
-      const c = new pg.Client({ connectionString: base });
-      await c.connect();
-      await c.query(`drop schema ${schema} cascade`);
-      await c.end();
+    const run = async (query: string) => {
+      const client = new pg.Client({ connectionString: base });
+      await client.connect();
+      await client.query(query);
+      await client.end();
     };
+    await run(`create schema ${schema}`);
+    dropSchema = () => run(`drop schema ${schema} cascade`);
     databaseUrl = `${databaseUrl}${databaseUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
   }
   const env: Record<string, string> = {
@@ -130,38 +141,55 @@ export async function deploy(options: {
     SECRETS_KEY: randomBytes(32).toString('hex'),
     ALLOWED_TARGET_CIDRS: '127.0.0.0/8',
     NODE_EXTRA_CA_CERTS: options.caFile,
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info',
     RATE_LIMIT_ENTERPRISE: 'unlimited',
+    ...(databaseUrl && { DATABASE_URL: databaseUrl }),
+    // BENCH_SERVICE_ENV=NAME=value&NAME=value sets more of the service's configuration.
     ...(process.env.BENCH_SERVICE_ENV &&
       Object.fromEntries(new URLSearchParams(process.env.BENCH_SERVICE_ENV))),
-    ...(databaseUrl && { DATABASE_URL: databaseUrl }),
     ...options.env,
   };
   const processes: ChildProcess[] = [];
-  if (!databaseUrl) {
-    processes.push(await serve('all', { ...env, LOG_LEVEL: 'info' }));
-  } else {
-    processes.push(await serve('api', { ...env, LOG_LEVEL: 'info' }));
-    for (let i = 0; i < (options.workers ?? 1); i++)
-      processes.push(await serve('worker', { ...env, LOG_LEVEL: 'info' }));
-  }
-  return {
+  const deployment: Deployment = {
     apiPort,
     processes,
-    async stop() {
+    async start(role) {
+      const child = await serve(role, env);
+      processes.push(child);
+      return child;
+    },
+    async stopProcesses() {
+      const running = processes.splice(0);
       await Promise.all(
-        processes.map(
+        running.map(
           (p) =>
             new Promise<void>((resolve) => {
+              if (p.exitCode !== null) return resolve();
               p.once('exit', () => resolve());
               p.kill('SIGTERM');
             }),
         ),
       );
+    },
+    async stop() {
+      await deployment.stopProcesses();
       await dropSchema();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+  for (const role of options.roles) await deployment.start(role);
+  return deployment;
+}
+
+/** Resident memory of a process in bytes (Linux). */
+export function rss(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 const agent = new Agent({ connections: 16, keepAliveTimeout: 30_000 });
@@ -185,12 +213,13 @@ export async function call(
   return text ? JSON.parse(text) : undefined;
 }
 
-/** A tenant with `webhooks` webhooks pointing at the receiver; returns its slug. */
+/** A tenant with `webhooks` webhooks pointing at the receiver (paths `/w/0`...). */
 export async function tenantWithWebhooks(
   port: number,
   receiverPort: number,
   webhooks: number,
-): Promise<string> {
+  options: { timeout_seconds?: number } = {},
+): Promise<{ slug: string; key: string; ids: number[] }> {
   const slug = `bench-${randomBytes(3).toString('hex')}`;
   await call(port, 'POST', '/internal/v1/tenants', {
     slug,
@@ -201,21 +230,30 @@ export async function tenantWithWebhooks(
   const key = (
     await call(port, 'POST', `/internal/v1/tenants/${slug}/api-keys`, { name: 'b', scopes: ['webhooks'] })
   ).data.key;
+  const ids: number[] = [];
   for (let i = 0; i < webhooks; i++) {
-    await call(
+    const created = await call(
       port,
       'POST',
       '/api/v1/webhooks',
-      { url: `https://localhost:${receiverPort}/w/${i}`, events: ['*'] },
+      { url: `https://localhost:${receiverPort}/w/${i}`, events: ['*'], ...options },
       key,
     );
+    ids.push(created.data.id);
   }
-  return slug;
+  return { slug, key, ids };
 }
 
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+/** Publishes `count` events of a tenant in batches of 1,000. */
+export async function publishMany(port: number, slug: string, count: number): Promise<void> {
+  for (let sent = 0; sent < count; sent += 1000) {
+    const events = Array.from({ length: Math.min(1000, count - sent) }, (_, i) => ({
+      tenant: slug,
+      type: 'invoice.paid',
+      data: { invoice_id: sent + i, amount: '119.00', currency: 'EUR' },
+    }));
+    await call(port, 'POST', '/internal/v1/events/batch', { events });
+  }
 }
 
 export function writeCa(cert: string): string {
@@ -223,4 +261,17 @@ export function writeCa(cert: string): string {
   const file = path.join(dir, 'ca.pem');
   writeFileSync(file, cert);
   return file;
+}
+
+/** Waits until `check` holds, polling every few milliseconds. */
+export function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const tick = () => {
+      if (check()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
 }

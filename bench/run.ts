@@ -1,0 +1,436 @@
+/**
+ * The benchmark suite: the service (built `dist/`, separate processes) against a local HTTPS
+ * receiver, beside the ceiling of the same machine.
+ *
+ *   npm run bench                 full run, medians of 3
+ *   npm run bench -- --quick      smaller sizes, one run, under 3 minutes
+ *   npm run bench -- --only NAME  scenarios whose name contains NAME
+ *
+ * PostgreSQL scenarios run when BENCH_DATABASE_URL is set. Results: a table on the terminal,
+ * bench/results/*.json and docs/benchmarks.md.
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import * as hdr from 'hdr-histogram-js';
+import { Agent, request } from 'undici';
+import { signatureHeaders } from '../src/domain/signing.js';
+import {
+  ADMIN_TOKEN,
+  BenchReceiver,
+  call,
+  certificate,
+  type Deployment,
+  deploy,
+  publishMany,
+  ROOT,
+  type Role,
+  rss,
+  tenantWithWebhooks,
+  until,
+  writeCa,
+} from './lib.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string' },
+    only: { type: 'string', default: '' },
+  },
+});
+const QUICK = values.quick ?? false;
+const RUNS = Number(values.runs ?? (QUICK ? 1 : 3));
+const SIZE = {
+  ceiling: QUICK ? 10_000 : 50_000,
+  throughput: QUICK ? 10_000 : 50_000,
+  latencySeconds: QUICK ? 5 : 20,
+  fanout: 1000,
+  isolationSeconds: QUICK ? 5 : 10,
+  backlog: QUICK ? 20_000 : 200_000,
+  apiSeconds: QUICK ? 3 : 10,
+};
+const pgUrl = process.env.BENCH_DATABASE_URL;
+const DATABASES: { name: string; url?: string; workers: number }[] = [
+  { name: 'sqlite', workers: 1 },
+  ...(pgUrl
+    ? [
+        { name: 'postgres 1 worker', url: pgUrl, workers: 1 },
+        { name: 'postgres 2 workers', url: pgUrl, workers: 2 },
+      ]
+    : []),
+];
+
+type Row = { scenario: string; [metric: string]: number | string };
+
+const tls = await certificate();
+const caFile = writeCa(tls.cert);
+const receiver = await new BenchReceiver().start(tls);
+
+const roles = (db: { url?: string; workers: number }): Role[] =>
+  db.url ? ['api', ...Array<Role>(db.workers).fill('worker')] : ['all'];
+const up = (db: { url?: string; workers: number }, env: Record<string, string> = {}) =>
+  deploy({ databaseUrl: db.url, roles: roles(db), caFile, env });
+
+async function withDeployment<T>(deployment: Deployment, work: (d: Deployment) => Promise<T>): Promise<T> {
+  try {
+    return await work(deployment);
+  } finally {
+    await deployment.stop();
+  }
+}
+
+const secs = (ms: number) => +(ms / 1000).toFixed(2);
+const ms = (value: number) => +value.toFixed(1);
+
+// ---- 1. Ceiling: the same receiver, payload and signing, sent by a plain loop with undici ----
+async function ceiling(): Promise<Row> {
+  receiver.reset();
+  const agent = new Agent({ connections: 25, keepAliveTimeout: 30_000, connect: { ca: [tls.cert] } });
+  const secret = `whsec_${randomSecret()}`;
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: 25 }, async () => {
+      while (next < SIZE.ceiling) {
+        const n = next++;
+        const id = `evt_ceiling_${n}`;
+        const body = JSON.stringify({
+          id,
+          type: 'invoice.paid',
+          created_at: new Date().toISOString(),
+          tenant: 'bench',
+          data: { invoice_id: n, amount: '119.00', currency: 'EUR' },
+        });
+        const res = await request(`https://localhost:${receiver.port}/w/0`, {
+          method: 'POST',
+          dispatcher: agent,
+          body,
+          headers: {
+            'content-type': 'application/json',
+            'x-webhook-delivery': `dlv_${n}`,
+            ...signatureHeaders([secret], id, Math.floor(Date.now() / 1000), body),
+          },
+        });
+        await res.body.text();
+      }
+    }),
+  );
+  await agent.close();
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    scenario: 'ceiling (undici loop, 25 connections)',
+    deliveries_per_second: Math.round(SIZE.ceiling / seconds),
+  };
+}
+
+function randomSecret(): string {
+  return Buffer.from(Array.from({ length: 32 }, () => Math.floor(Math.random() * 256))).toString('base64');
+}
+
+// ---- 2. Throughput: N events to one webhook, from first publish to last arrival ----
+async function throughput(db: (typeof DATABASES)[number]): Promise<Row> {
+  return withDeployment(await up(db), async (d) => {
+    receiver.reset();
+    const { slug } = await tenantWithWebhooks(d.apiPort, receiver.port, 1);
+    const started = performance.now();
+    await publishMany(d.apiPort, slug, SIZE.throughput);
+    const published = performance.now();
+    await until(() => receiver.arrivals.size >= SIZE.throughput, 900_000, 'every delivery');
+    const seconds = (Math.max(...receiver.arrivals.values()) - started) / 1000;
+    return {
+      scenario: `throughput ${db.name}`,
+      events: SIZE.throughput,
+      publish_seconds: secs(published - started),
+      deliveries_per_second: Math.round(SIZE.throughput / seconds),
+    };
+  });
+}
+
+// ---- 3. Latency: a steady rate (a batch every 10 ms); publish call to arrival ----
+async function latency(db: (typeof DATABASES)[number], rate: number): Promise<Row> {
+  return withDeployment(await up(db), async (d) => {
+    receiver.reset();
+    const { slug } = await tenantWithWebhooks(d.apiPort, receiver.port, 1);
+    const sentAt = new Map<string, number>();
+    const perTick = rate / 100;
+    const ticks = 100 * SIZE.latencySeconds;
+    const start = performance.now();
+    const calls: Promise<void>[] = [];
+    for (let tick = 0; tick < ticks; tick++) {
+      const wait = start + tick * 10 - performance.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      const at = performance.now();
+      const events = Array.from({ length: perTick }, (_, i) => ({
+        tenant: slug,
+        type: 'invoice.paid',
+        data: { n: tick * perTick + i },
+      }));
+      calls.push(
+        call(d.apiPort, 'POST', '/internal/v1/events/batch', { events }).then((res) => {
+          for (const event of res.data) sentAt.set(event.id, at);
+        }),
+      );
+    }
+    await Promise.all(calls);
+    const total = ticks * perTick;
+    const achieved = total / ((performance.now() - start) / 1000);
+    await until(() => receiver.arrivals.size >= total, 300_000, 'every delivery');
+    const histogram = hdr.build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 600_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
+    for (const [id, at] of sentAt) {
+      const arrival = receiver.arrivals.get(`${id} /w/0`) ?? at;
+      histogram.recordValue(Math.max(1, Math.round((arrival - at) * 1000)));
+    }
+    const p = (q: number) => ms(histogram.getValueAtPercentile(q) / 1000);
+    return {
+      scenario: `latency ${db.name} at ${rate}/s`,
+      events: total,
+      achieved_rate: Math.round(achieved),
+      p50_ms: p(50),
+      p95_ms: p(95),
+      p99_ms: p(99),
+      max_ms: ms(histogram.maxValue / 1000),
+    };
+  });
+}
+
+// ---- 4. Fan-out: one event to 1,000 webhooks of one tenant ----
+async function fanout(db: (typeof DATABASES)[number]): Promise<Row> {
+  return withDeployment(await up(db), async (d) => {
+    receiver.reset();
+    const { slug } = await tenantWithWebhooks(d.apiPort, receiver.port, SIZE.fanout);
+    const started = performance.now();
+    await call(d.apiPort, 'POST', '/internal/v1/events', {
+      tenant: slug,
+      type: 'booth.assigned',
+      data: { booth: 'A1' },
+    });
+    await until(() => receiver.arrivals.size >= SIZE.fanout, 120_000, 'every webhook');
+    return {
+      scenario: `fan-out ${db.name} to ${SIZE.fanout} webhooks`,
+      last_arrival_ms: ms(Math.max(...receiver.arrivals.values()) - started),
+    };
+  });
+}
+
+// ---- 5. Isolation: 20 webhooks, one never answers; p99 of the other 19 ----
+async function isolationRun(db: (typeof DATABASES)[number], withBad: boolean): Promise<number> {
+  return withDeployment(await up(db), async (d) => {
+    receiver.reset();
+    receiver.hang.clear();
+    const { slug } = await tenantWithWebhooks(d.apiPort, receiver.port, withBad ? 20 : 19, {
+      timeout_seconds: 5,
+    });
+    if (withBad) receiver.hang.add('/w/19');
+    const rate = 100;
+    const total = rate * SIZE.isolationSeconds;
+    const sentAt = new Map<string, number>();
+    const start = performance.now();
+    const calls: Promise<void>[] = [];
+    for (let i = 0; i < total; i++) {
+      const wait = start + (i * 1000) / rate - performance.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      const at = performance.now();
+      calls.push(
+        call(d.apiPort, 'POST', '/internal/v1/events', {
+          tenant: slug,
+          type: 'invoice.paid',
+          data: { n: i },
+        }).then((res) => {
+          sentAt.set(res.data.id, at);
+        }),
+      );
+    }
+    await Promise.all(calls);
+    await until(
+      () => [...receiver.arrivals.keys()].filter((k) => !k.endsWith(' /w/19')).length >= total * 19,
+      120_000,
+      'the healthy webhooks',
+    );
+    const latencies: number[] = [];
+    for (const [key, at] of receiver.arrivals) {
+      const [id, path] = key.split(' ');
+      if (path !== '/w/19') latencies.push(at - (sentAt.get(id as string) ?? at));
+    }
+    latencies.sort((a, b) => a - b);
+    receiver.hang.clear();
+    return latencies[Math.floor(latencies.length * 0.99)] as number;
+  });
+}
+
+async function isolation(db: (typeof DATABASES)[number]): Promise<Row> {
+  const without = await isolationRun(db, false);
+  const withBad = await isolationRun(db, true);
+  return {
+    scenario: `isolation ${db.name} (19 healthy + 1 hanging)`,
+    p99_without_ms: ms(without),
+    p99_with_ms: ms(withBad),
+    ratio: +(withBad / without).toFixed(2),
+  };
+}
+
+// ---- 6. Backlog: deliveries queued while nothing delivers, then drained ----
+async function backlog(db: (typeof DATABASES)[number]): Promise<Row> {
+  // The API alone queues the backlog (as if the receiver had been down); then the workers start.
+  const d = await deploy({ databaseUrl: db.url, roles: ['api'], caFile });
+  return withDeployment(d, async () => {
+    receiver.reset();
+    const { slug } = await tenantWithWebhooks(d.apiPort, receiver.port, 1);
+    await publishMany(d.apiPort, slug, SIZE.backlog);
+    await d.stopProcesses();
+    const started = performance.now();
+    const workers = db.url
+      ? await Promise.all(Array.from({ length: db.workers }, () => d.start('worker')))
+      : [await d.start('all')];
+    const samples: number[] = [];
+    const sampler = setInterval(() => samples.push(workers.reduce((sum, w) => sum + rss(w.pid), 0)), 100);
+    await until(() => receiver.arrivals.size >= SIZE.backlog, 1_800_000, 'the backlog to drain');
+    clearInterval(sampler);
+    const seconds = (performance.now() - started) / 1000;
+    const quarter = (i: number) =>
+      samples[Math.min(samples.length - 1, Math.floor((samples.length * i) / 4))] ?? 0;
+    const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+    return {
+      scenario: `backlog ${db.name} of ${SIZE.backlog}`,
+      drain_per_second: Math.round(SIZE.backlog / seconds),
+      peak_rss_mb: mb(Math.max(...samples)),
+      rss_at_25_50_75_100_mb: [1, 2, 3, 4].map((i) => mb(quarter(i))).join('/'),
+    };
+  });
+}
+
+// ---- 7. API: autocannon against reads and batch publishing ----
+async function cannon(url: string, options: Partial<autocannon.Options>): Promise<autocannon.Result> {
+  return autocannon({ url, connections: 20, duration: SIZE.apiSeconds, ...options });
+}
+
+async function api(db: (typeof DATABASES)[number]): Promise<Row[]> {
+  return withDeployment(await deploy({ databaseUrl: db.url, roles: ['api'], caFile }), async (d) => {
+    const { key, ids } = await tenantWithWebhooks(d.apiPort, receiver.port, 50);
+    const base = `http://127.0.0.1:${d.apiPort}`;
+    const auth = { authorization: `Bearer ${key}` };
+    const list = await cannon(`${base}/api/v1/webhooks`, { headers: auth });
+    const show = await cannon(`${base}/api/v1/webhooks/${ids[0]}`, { headers: auth });
+    // Batch publishing for a tenant with one webhook: events in, deliveries queued.
+    const other = await tenantWithWebhooks(d.apiPort, receiver.port, 1);
+    const events = Array.from({ length: 100 }, (_, i) => ({
+      tenant: other.slug,
+      type: 'contact.created',
+      data: { n: i },
+    }));
+    const batch = await cannon(`${base}/internal/v1/events/batch`, {
+      method: 'POST',
+      connections: 4,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ events }),
+    });
+    const row = (name: string, r: autocannon.Result, per = 1): Row => ({
+      scenario: `api ${db.name} ${name}`,
+      per_second: Math.round(r.requests.average * per),
+      p99_ms: r.latency.p99,
+      errors: r.errors + r.non2xx,
+    });
+    return [
+      row('GET /api/v1/webhooks (50)', list),
+      row('GET /api/v1/webhooks/{id}', show),
+      row('batch publish, events', batch, 100),
+    ];
+  });
+}
+
+// ---- The run ----
+type Step = [string, () => Promise<Row | Row[]>];
+const steps: Step[] = [['ceiling', ceiling]];
+for (const db of DATABASES) {
+  steps.push([`throughput ${db.name}`, () => throughput(db)]);
+  steps.push([`latency ${db.name} 500`, () => latency(db, 500)]);
+  steps.push([`latency ${db.name} 2000`, () => latency(db, 2000)]);
+  steps.push([`fan-out ${db.name}`, () => fanout(db)]);
+  steps.push([`isolation ${db.name}`, () => isolation(db)]);
+  steps.push([`backlog ${db.name}`, () => backlog(db)]);
+  steps.push([`api ${db.name}`, () => api(db)]);
+}
+const chosen = steps.filter(([name]) => name.includes(values.only ?? ''));
+const total = chosen.length * RUNS;
+let done = 0;
+const progress = (label: string) => {
+  const width = 30;
+  const filled = Math.round((done / total) * width);
+  process.stderr.write(
+    `\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total} ${label.padEnd(40)}`,
+  );
+};
+
+const runs: Row[][] = [];
+for (let run = 0; run < RUNS; run++) {
+  const rows: Row[] = [];
+  for (const [name, step] of chosen) {
+    progress(`${name} (run ${run + 1})`);
+    rows.push(...[await step()].flat());
+    done += 1;
+  }
+  runs.push(rows);
+}
+progress('done');
+process.stderr.write('\n');
+await receiver.stop();
+
+const median = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] as number;
+const medians: Row[] = (runs[0] ?? []).map((first, i) => {
+  const row: Row = { scenario: first.scenario };
+  for (const [key, value] of Object.entries(first)) {
+    if (key === 'scenario') continue;
+    row[key] = typeof value === 'number' ? median(runs.map((r) => r[i]?.[key] as number)) : value;
+  }
+  return row;
+});
+const ceilingRate = medians.find((r) => r.scenario.startsWith('ceiling'))?.deliveries_per_second as
+  | number
+  | undefined;
+for (const row of medians) {
+  if (ceilingRate && row.scenario.startsWith('throughput')) {
+    row.x_ceiling = +((row.deliveries_per_second as number) / ceilingRate).toFixed(2);
+  }
+}
+
+const machine = {
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cores: os.cpus().length,
+  memory_gib: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  commit: execSync('git rev-parse --short HEAD', { cwd: ROOT }).toString().trim(),
+  date: new Date().toISOString(),
+  mode: QUICK ? 'quick' : 'full',
+  runs: RUNS,
+};
+console.table(medians);
+console.log(machine);
+
+const dir = path.join(ROOT, 'bench', 'results');
+mkdirSync(dir, { recursive: true });
+const file = path.join(dir, `bench-${machine.date.replace(/[:.]/g, '-')}.json`);
+writeFileSync(file, `${JSON.stringify({ machine, medians, runs }, null, 2)}\n`);
+
+const columns = [...new Set(medians.flatMap((r) => Object.keys(r)))];
+const markdown = [
+  '# Benchmarks',
+  '',
+  `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, Node ${machine.node}. Commit ${machine.commit}, ${machine.date}.`,
+  `Mode: ${machine.mode}, medians of ${RUNS} run(s). Produced by \`npm run bench\`${pgUrl ? ' with BENCH_DATABASE_URL set' : ''}; the raw numbers are in \`bench/results/${path.basename(file)}\`.`,
+  '',
+  'How each is measured: the service runs from `dist/` as separate processes (SQLite: one `serve` process; PostgreSQL: one API process and one or two worker processes) and delivers to an HTTPS receiver in the benchmark process over loopback. The ceiling is the same receiver, payload and signing sent by a plain undici loop with 25 connections (the per-webhook cap), no database. Latencies run from the publish call to the arrival at the receiver. The backlog is queued by the API alone, then the workers start; RSS is that of the delivering processes.',
+  '',
+  `| ${columns.join(' | ')} |`,
+  `| ${columns.map(() => '---').join(' | ')} |`,
+  ...medians.map((r) => `| ${columns.map((c) => r[c] ?? '').join(' | ')} |`),
+  '',
+].join('\n');
+writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), markdown);
+console.log(`written to ${path.relative(ROOT, file)} and docs/benchmarks.md`);
+process.exit(0);
