@@ -12,6 +12,7 @@ import {
   claimDeliveries,
   type Outcome,
   recordOutcomes,
+  refreshQueueStatistics,
   releaseDeliveries,
 } from '../store/deliveries.js';
 import { listenForDeliveries } from '../store/wakeups.js';
@@ -42,6 +43,7 @@ export interface WorkerOptions {
  */
 const POLL_MS = 5_000;
 const CLAIM_BATCH = 100;
+const STATISTICS_EVERY_MS = 60_000;
 /** At most this many outcomes in one write. */
 const FLUSH_BATCH = 500;
 /** Deliveries that exhaust their retries before a failing webhook is switched off. */
@@ -69,6 +71,8 @@ export class DeliveryWorker {
   /** Whether the last claim may have left due work behind (caps, a full batch). */
   private backlog = false;
   private claiming = false;
+  private claimedSinceAnalyze = 0;
+  private analyzedAt = 0;
   private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -142,6 +146,7 @@ export class DeliveryWorker {
           });
           this.claiming = false;
           await this.launch(claimed);
+          await this.keepStatisticsFresh(claimed.length);
           full = claimed.length === limit;
           // More may be due than one claim took: then a freed slot is worth another claim.
           this.backlog ||=
@@ -160,6 +165,15 @@ export class DeliveryWorker {
         await this.sleep(Math.min(30_000, 100 * 2 ** Math.min(failures, 9)));
       }
     }
+  }
+
+  /** Every minute of steady work, the queue's planner statistics are refreshed (PostgreSQL). */
+  private async keepStatisticsFresh(claimed: number): Promise<void> {
+    this.claimedSinceAnalyze += claimed;
+    if (this.claimedSinceAnalyze < 1000 || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
+    this.claimedSinceAnalyze = 0;
+    this.analyzedAt = Date.now();
+    await refreshQueueStatistics(this.options.store);
   }
 
   /** Waits `ms`, or less when woken or stopped. */

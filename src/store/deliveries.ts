@@ -309,3 +309,12 @@ export async function queueHealth(
   const oldest = row?.oldest == null ? now : Number(row.oldest);
   return { due: Number(row?.due ?? 0), oldestDueAgeSeconds: Math.max(0, (now - oldest) / 1000) };
 }
+
+/**
+ * PostgreSQL: refreshes the planner's statistics of the queue. Without them (autovacuum off, or a
+ * queue that grew faster than it runs) the claim is planned as if few rows were pending and sorts
+ * the whole backlog on every claim: 50 ms instead of 3 ms at 200,000 pending.
+ */
+export async function refreshQueueStatistics(store: Store): Promise<void> {
+  if (store.dialect === 'postgres') await sql`analyze deliveries`.execute(store.db);
+}
