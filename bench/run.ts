@@ -33,6 +33,7 @@ import {
   until,
   writeCa,
 } from './lib.js';
+import { type Row, writeReport } from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -62,8 +63,6 @@ const DATABASES: { name: string; url?: string; workers: number }[] = [
       ]
     : []),
 ];
-
-type Row = { scenario: string; [metric: string]: number | string };
 
 const tls = await certificate();
 const caFile = writeCa(tls.cert);
@@ -417,20 +416,6 @@ mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `bench-${machine.date.replace(/[:.]/g, '-')}.json`);
 writeFileSync(file, `${JSON.stringify({ machine, medians, runs }, null, 2)}\n`);
 
-const columns = [...new Set(medians.flatMap((r) => Object.keys(r)))];
-const markdown = [
-  '# Benchmarks',
-  '',
-  `Machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gib} GiB, Node ${machine.node}. Commit ${machine.commit}, ${machine.date}.`,
-  `Mode: ${machine.mode}, medians of ${RUNS} run(s). Produced by \`npm run bench\`${pgUrl ? ' with BENCH_DATABASE_URL set' : ''}; the raw numbers are in \`bench/results/${path.basename(file)}\`.`,
-  '',
-  'How each is measured: the service runs from `dist/` as separate processes (SQLite: one `serve` process; PostgreSQL: one API process and one or two worker processes) and delivers to an HTTPS receiver in the benchmark process over loopback. The ceiling is the same receiver, payload and signing sent by a plain undici loop with 25 connections (the per-webhook cap), no database. Latencies run from the publish call to the arrival at the receiver. The backlog is queued by the API alone, then the workers start; RSS is that of the delivering processes.',
-  '',
-  `| ${columns.join(' | ')} |`,
-  `| ${columns.map(() => '---').join(' | ')} |`,
-  ...medians.map((r) => `| ${columns.map((c) => r[c] ?? '').join(' | ')} |`),
-  '',
-].join('\n');
-writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), markdown);
+writeReport(machine, medians, file, pgUrl !== undefined);
 console.log(`written to ${path.relative(ROOT, file)} and docs/benchmarks.md`);
 process.exit(0);
