@@ -416,6 +416,8 @@ mkdirSync(dir, { recursive: true });
 const file = path.join(dir, `bench-${machine.date.replace(/[:.]/g, '-')}.json`);
 writeFileSync(file, `${JSON.stringify({ machine, medians, runs }, null, 2)}\n`);
 
-writeReport(machine, medians, file, pgUrl !== undefined);
-console.log(`written to ${path.relative(ROOT, file)} and docs/benchmarks.md`);
+// docs/benchmarks.md holds full runs of every scenario only; quick and partial runs stay in results/.
+const complete = !QUICK && !values.only;
+if (complete) writeReport(machine, medians, file, pgUrl !== undefined);
+console.log(`written to ${path.relative(ROOT, file)}${complete ? ' and docs/benchmarks.md' : ''}`);
 process.exit(0);
