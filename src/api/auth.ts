@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import { type Plan, planIncludes, type Scope, WEBHOOKS_MINIMUM_PLAN } from '../domain/plans.js';
 import { constantTimeEqual, hashApiKey } from '../domain/secrets.js';
+import { isSlug } from '../domain/slug.js';
 import type { Store } from '../store/db.js';
 import { countRequest } from '../store/rate-limits.js';
 import { type ApiKey, findKeyByHash, type Tenant, touchApiKey } from '../store/tenants.js';
@@ -46,7 +47,7 @@ export function slugFromHost(hostname: string, baseDomain: string): string | und
   const suffix = `.${baseDomain}`;
   if (!host.endsWith(suffix)) return undefined;
   const label = host.slice(0, -suffix.length);
-  return /^[a-z0-9-]+$/.test(label) ? label : undefined;
+  return isSlug(label) ? label : undefined;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ErrorObject } from 'ajv';
-import type { FieldErrors } from '../domain/webhook-rules.js';
+import { addError, type FieldErrors } from '../domain/field-errors.js';
 import { NO_NUL } from './schemas.js';
 
 /** An error a client can act on: an HTTP status, a message, and per-field messages for 422. */
@@ -101,10 +101,7 @@ export function fieldErrorsFromSchema(errors: ErrorObject[]): FieldErrors {
     if (error.keyword === 'anyOf' || error.keyword === 'oneOf' || error.keyword === 'if') continue;
     const field = fieldOf(error);
     const message = messageOf(field, error);
-    const key = field === '' ? 'body' : field;
-    const list = Object.hasOwn(result, key) ? (result[key] as string[]) : [];
-    if (!list.includes(message)) list.push(message);
-    result[key] = list;
+    addError(result, field === '' ? 'body' : field, message);
   }
   return result;
 }

@@ -1,12 +1,11 @@
 import type { AddressPolicy } from './address-policy.js';
 import { ALL_EVENTS, EVENT_TYPES, isSubscribable } from './events.js';
+import { addError, type FieldErrors } from './field-errors.js';
 
 /**
  * The rules of the webhook resource beyond its JSON shape (types, lengths and ranges live in the
  * route schema). Pure functions: each returns readable messages per field, as the API shows them.
  */
-
-export type FieldErrors = Record<string, string[]>;
 
 export const URL_MAX_LENGTH = 2048;
 export const NAME_MAX_LENGTH = 255;
@@ -38,40 +37,34 @@ export interface TargetRules {
   allowHttp: boolean;
 }
 
-/** Field names come from clients (`toString` included): only own properties count. */
-const messagesOf = (errors: FieldErrors, field: string): string[] =>
-  Object.hasOwn(errors, field) ? (errors[field] as string[]) : [];
-
-function add(errors: FieldErrors, field: string, message: string): void {
-  const list = messagesOf(errors, field);
-  list.push(message);
-  errors[field] = list;
-}
-
 export function checkUrl(value: string, rules: TargetRules, errors: FieldErrors): void {
   // URL parsers drop tabs and line breaks silently: the URL delivered to would not be the one shown.
   if (URL_SPACE_OR_CONTROL.test(value)) {
-    add(errors, 'url', 'The url must not contain spaces or control characters.');
+    addError(errors, 'url', 'The url must not contain spaces or control characters.');
     return;
   }
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    add(errors, 'url', 'The url must be a valid absolute URL.');
+    addError(errors, 'url', 'The url must be a valid absolute URL.');
     return;
   }
   const schemes = rules.allowHttp ? ['https:', 'http:'] : ['https:'];
   if (!schemes.includes(url.protocol)) {
-    add(errors, 'url', 'The url must use HTTPS.');
+    addError(errors, 'url', 'The url must use HTTPS.');
     return;
   }
   if (url.username || url.password) {
-    add(errors, 'url', 'The url must not contain a username or password.');
+    addError(errors, 'url', 'The url must not contain a username or password.');
   }
   const refusal = rules.policy.hostRefusal(url.hostname);
   if (refusal) {
-    add(errors, 'url', `The url must not point to a private, loopback or link-local address (${refusal}).`);
+    addError(
+      errors,
+      'url',
+      `The url must not point to a private, loopback or link-local address (${refusal}).`,
+    );
   }
 }
 
@@ -80,11 +73,11 @@ export function normalizeEvents(events: string[], errors: FieldErrors): string[]
   const unique = [...new Set(events)];
   const unknown = unique.filter((type) => !EVENT_TYPES.some((e) => e.type === type) && type !== ALL_EVENTS);
   if (unknown.length > 0) {
-    add(errors, 'events', `The events contain unknown event types: ${unknown.join(', ')}.`);
+    addError(errors, 'events', `The events contain unknown event types: ${unknown.join(', ')}.`);
   }
   const unsubscribable = unique.filter((type) => !unknown.includes(type) && !isSubscribable(type));
   if (unsubscribable.length > 0) {
-    add(errors, 'events', `These event types cannot be subscribed to: ${unsubscribable.join(', ')}.`);
+    addError(errors, 'events', `These event types cannot be subscribed to: ${unsubscribable.join(', ')}.`);
   }
   return unique;
 }
@@ -95,15 +88,15 @@ export function checkHeaders(headers: Record<string, string>, errors: FieldError
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
     if (!HTTP_TOKEN.test(name)) {
-      add(errors, 'headers', `The header name "${name}" is not a valid HTTP header name.`);
+      addError(errors, 'headers', `The header name "${name}" is not a valid HTTP header name.`);
     } else if (RESERVED_HEADERS.has(lower) || RESERVED_HEADER_PREFIXES.some((p) => lower.startsWith(p))) {
-      add(errors, 'headers', `The header "${name}" is set by the service and cannot be overridden.`);
+      addError(errors, 'headers', `The header "${name}" is set by the service and cannot be overridden.`);
     } else if (seen.has(lower)) {
-      add(errors, 'headers', `The header "${name}" is given more than once.`);
+      addError(errors, 'headers', `The header "${name}" is given more than once.`);
     }
     seen.add(lower);
     if (!HEADER_VALUE.test(value)) {
-      add(
+      addError(
         errors,
         'headers',
         `The value of header "${name}" must be printable ASCII, without line breaks or control characters.`,
@@ -112,7 +105,7 @@ export function checkHeaders(headers: Record<string, string>, errors: FieldError
     bytes += Buffer.byteLength(name) + Buffer.byteLength(value);
   }
   if (bytes > HEADERS_MAX_BYTES) {
-    add(errors, 'headers', `The headers must not exceed ${HEADERS_MAX_BYTES} bytes in all.`);
+    addError(errors, 'headers', `The headers must not exceed ${HEADERS_MAX_BYTES} bytes in all.`);
   }
 }
 
@@ -150,13 +143,6 @@ export function checkWebhookFields(
   if (isStringArray(fields.events)) fields.events = normalizeEvents(fields.events, errors);
   if (isStringMap(fields.headers)) checkHeaders(fields.headers, errors);
   return { fields, errors };
-}
-
-/** Adds `more` to `errors`, field by field. */
-export function mergeErrors(errors: FieldErrors, more: FieldErrors): FieldErrors {
-  for (const [field, messages] of Object.entries(more))
-    errors[field] = [...(errors[field] ?? []), ...messages];
-  return errors;
 }
 
 /** A webhook without a name is called by its URL's host. */

@@ -245,7 +245,11 @@ export async function recordOutcomes(
     )}) as s
     where webhooks.id = s.column1`;
 
-  const gaveUp = outcomes.filter((o) => o.decision.status === 'failed');
+  const gaveUp = outcomes.flatMap(({ delivery, decision }) =>
+    decision.status === 'failed'
+      ? [{ webhookId: delivery.webhook_id, gone: decision.deactivateWebhook }]
+      : [],
+  );
   if (store.dialect === 'postgres' && gaveUp.length === 0) {
     // The common case on PostgreSQL: one statement, one round trip, atomic by itself.
     await sql`with a as (${insertAttempts}), d as (${updateDeliveries}) ${updateWebhooks}`.execute(store.db);
@@ -255,15 +259,13 @@ export async function recordOutcomes(
     await insertAttempts.execute(trx);
     await updateDeliveries.execute(trx);
     await updateWebhooks.execute(trx);
-    for (const { delivery, decision } of gaveUp) {
-      if (decision.status !== 'failed') continue;
-      const reason =
-        decision.deactivateWebhook ?? (await autoDisableReason(trx, delivery.webhook_id, now, autoDisable));
+    for (const { webhookId, gone } of gaveUp) {
+      const reason = gone ?? (await autoDisableReason(trx, webhookId, now, autoDisable));
       if (reason) {
         await trx
           .updateTable('webhooks')
           .set({ is_active: 0, disabled_reason: reason, updated_at: now })
-          .where('id', '=', delivery.webhook_id)
+          .where('id', '=', webhookId)
           .where('is_active', '=', 1)
           .execute();
       }

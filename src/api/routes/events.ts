@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
-import { EVENT_TYPES } from '../../domain/events.js';
+import { ALL_EVENTS, isSubscribable } from '../../domain/events.js';
+import type { FieldErrors } from '../../domain/field-errors.js';
 import { isSlug } from '../../domain/slug.js';
-import type { FieldErrors } from '../../domain/webhook-rules.js';
 import type { Store } from '../../store/db.js';
 import { type NewEvent, publishEvents } from '../../store/events.js';
 import { findTenantBySlug, type Tenant } from '../../store/tenants.js';
@@ -15,8 +15,6 @@ import { ErrorBody, envelope, MapOf, Text } from '../schemas.js';
 /** An event's `data` may take this much JSON; a publish body a little more. */
 export const EVENT_DATA_LIMIT = 256 * 1024;
 export const BATCH_LIMIT = 1000;
-
-const PUBLISHABLE = new Set(EVENT_TYPES.filter((e) => e.subscribable).map((e) => e.type));
 
 const EventInput = Type.Object(
   {
@@ -58,7 +56,8 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
     }
     const tenant = tenants.get(input.tenant);
     if (!tenant) return { status: 404, error: `Tenant not found: ${input.tenant}` };
-    if (!PUBLISHABLE.has(input.type)) {
+    // Publishable are the subscribable types; `*` is only a subscription.
+    if (input.type === ALL_EVENTS || !isSubscribable(input.type)) {
       return {
         status: 422,
         error: 'Validation failed',

@@ -5,11 +5,11 @@ import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { AddressPolicy } from '../../domain/address-policy.js';
 import { EVENT_TYPES } from '../../domain/events.js';
+import { mergeErrors } from '../../domain/field-errors.js';
 import { encryptSecret, generateWebhookSecret } from '../../domain/secrets.js';
 import {
   checkWebhookFields,
   defaultName,
-  mergeErrors,
   RETRY_COUNT,
   type TargetRules,
   TIMEOUT_SECONDS,
