@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from './store/db.js';
 import { queueHealth } from './store/deliveries.js';
 
@@ -29,6 +29,8 @@ export class Metrics {
   });
 
   constructor(store: Store) {
+    // The process's own: memory, heap, event-loop delay, CPU, open handles.
+    collectDefaultMetrics({ register: this.registry });
     let health: Promise<{ due: number; oldestDueAgeSeconds: number }> | undefined;
     // One query serves both gauges of a scrape.
     const read = () => {

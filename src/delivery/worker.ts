@@ -73,6 +73,7 @@ export class DeliveryWorker {
   private claiming = false;
   private claimedSinceAnalyze = 0;
   private analyzedAt = 0;
+  private vacuumNoted = false;
   private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -173,7 +174,13 @@ export class DeliveryWorker {
     if (this.claimedSinceAnalyze < 1000 || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
     this.claimedSinceAnalyze = 0;
     this.analyzedAt = Date.now();
-    await refreshQueueStatistics(this.options.store);
+    const { vacuumed } = await refreshQueueStatistics(this.options.store);
+    if (vacuumed && !this.vacuumNoted) {
+      this.vacuumNoted = true;
+      this.options.log.info(
+        'autovacuum is off: the worker vacuums the delivery queue every minute of steady work',
+      );
+    }
   }
 
   /** Waits `ms`, or less when woken or stopped. */
