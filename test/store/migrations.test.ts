@@ -18,21 +18,24 @@ for (const database of DATABASES) {
       const fresh = await freshDatabaseUrl(database);
       drop = fresh.drop;
       store = await openStore({ databaseUrl: fresh.url });
+      const db = store.db;
       await migrate(store, '0002_events_deliveries_attempts');
       const now = Date.now();
-      const tenant = await sql<{ id: number }>`insert into tenants (slug, name, plan, features, created_at, updated_at)
+      const tenant = await sql<{
+        id: number;
+      }>`insert into tenants (slug, name, plan, features, created_at, updated_at)
         values ('acme', 'Acme', 'business', '["webhooks"]', ${now}, ${now}) returning id`.execute(store.db);
       const tenantId = tenant.rows[0]?.id;
       const webhook = (types: string[]) =>
         sql<{ id: number }>`insert into webhooks (tenant_id, name, url, is_active, headers, retry_count,
           timeout_seconds, secret_ciphertext, created_at, updated_at)
           values (${tenantId}, 'w', 'https://hooks.test/', 1, '{}', 3, 30, 'x', ${now}, ${now}) returning id`
-          .execute(store!.db)
+          .execute(db)
           .then(async ({ rows }) => {
             const id = rows[0]?.id as number;
             for (const [position, type] of types.entries()) {
               await sql`insert into webhook_events (webhook_id, event_type, position)
-                values (${id}, ${type}, ${position})`.execute(store!.db);
+                values (${id}, ${type}, ${position})`.execute(db);
             }
             return id;
           });
@@ -41,9 +44,10 @@ for (const database of DATABASES) {
       const none = await webhook([]);
 
       expect(await migrate(store)).toContain('0005_webhook_event_list');
-      const rows = await sql<{ id: number; events: string }>`select id, events from webhooks order by id`.execute(
-        store.db,
-      );
+      const rows = await sql<{
+        id: number;
+        events: string;
+      }>`select id, events from webhooks order by id`.execute(store.db);
       const lists = new Map(rows.rows.map((r) => [r.id, JSON.parse(r.events)]));
       expect(lists.get(two)).toEqual(['invoice.paid', 'booth.assigned']);
       expect(lists.get(all)).toEqual(['*']);
