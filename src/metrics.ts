@@ -13,6 +13,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly claimSize = new Histogram({
+    name: 'webhook_claim_size',
+    help: 'Deliveries leased per claim of a worker (each claim is one query).',
+    buckets: [0, 1, 2, 5, 10, 25, 50, 100],
+    registers: [this.registry],
+  });
+
   readonly attemptDuration = new Histogram({
     name: 'webhook_attempt_duration_seconds',
     help: 'Time from sending a delivery to its answer (or error).',

@@ -146,6 +146,7 @@ export class DeliveryWorker {
             leaseMarginMs: delivery.leaseMarginMs,
           });
           this.claiming = false;
+          this.options.metrics.claimSize.observe(claimed.length);
           await this.launch(claimed);
           await this.keepStatisticsFresh(claimed.length);
           full = claimed.length === limit;
