@@ -35,3 +35,6 @@ export function timeOrderedId(prefix: string, now: number = Date.now()): string 
 
 export const newEventId = () => timeOrderedId('evt');
 export const newDeliveryId = () => timeOrderedId('dlv');
+
+/** The smallest id with this prefix made at or after `ms`: a bound for ranges over time. */
+export const firstIdAt = (prefix: string, ms: number) => `${prefix}_${timePart(Math.max(0, ms))}`;

@@ -145,6 +145,8 @@ describeContract('operator API: tenants and keys', (h) => {
       '/api/v1/webhooks',
       '/api/v1/webhooks/events',
       '/api/v1/webhooks/{id}',
+      '/api/v1/webhooks/{id}/rotate-secret',
+      '/api/v1/webhooks/{id}/stats',
     ]);
     expect(Object.keys(doc.paths['/api/v1/webhooks/{id}']).sort()).toEqual(['delete', 'get', 'patch']);
     const created = doc.paths['/api/v1/webhooks'].post;
