@@ -1,4 +1,4 @@
-import { type Kysely, type Selectable, sql } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { ALL_EVENTS } from '../domain/events.js';
 import type { Store } from './db.js';
 import type { Database, WebhookTable } from './schema.js';
@@ -49,13 +49,29 @@ export interface WebhookFilter {
 
 type Row = Selectable<WebhookTable>;
 
+/** Field by field: spreading a row into a new object costs more than the query on a page of them. */
 function toWebhook(row: Row): Webhook {
-  const { deleted_at: _deleted, failing_since: _failing, ...rest } = row;
   return {
-    ...rest,
+    id: row.id,
+    tenant_id: row.tenant_id,
+    name: row.name,
+    url: row.url,
+    events: JSON.parse(row.events),
     is_active: row.is_active === 1,
     headers: JSON.parse(row.headers),
-    events: JSON.parse(row.events),
+    retry_count: row.retry_count,
+    timeout_seconds: row.timeout_seconds,
+    secret_ciphertext: row.secret_ciphertext,
+    last_triggered_at: row.last_triggered_at,
+    last_success_at: row.last_success_at,
+    last_failure_at: row.last_failure_at,
+    failure_count: row.failure_count,
+    disabled_reason: row.disabled_reason,
+    disabled_at: row.disabled_at,
+    previous_secret_ciphertext: row.previous_secret_ciphertext,
+    previous_secret_expires_at: row.previous_secret_expires_at,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
   };
 }
 
@@ -127,20 +143,11 @@ export async function listWebhooks(
       ),
     );
   }
-  // The total comes with the page (one query); a page past the end needs it counted alone.
-  const rows = await query
-    .selectAll()
-    .select(sql<number>`count(*) over ()`.as('total'))
-    .orderBy('id')
-    .limit(page.limit)
-    .offset(page.offset)
-    .execute();
-  const total =
-    rows[0]?.total ??
-    (page.offset === 0
-      ? 0
-      : (await query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow()).total);
-  return { webhooks: rows.map(({ total: _total, ...row }) => toWebhook(row)), total: Number(total) };
+  const [rows, count] = await Promise.all([
+    query.selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute(),
+    query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow(),
+  ]);
+  return { webhooks: rows.map(toWebhook), total: Number(count.total) };
 }
 
 export async function updateWebhook(
