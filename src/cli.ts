@@ -49,7 +49,8 @@ async function operator(
     const response = await app.inject({
       method,
       url,
-      headers: { authorization: `Bearer ${cfg.adminToken}` },
+      // Links the API makes (portal links) name this host when PUBLIC_URL is not set.
+      headers: { authorization: `Bearer ${cfg.adminToken}`, host: `localhost:${cfg.port}` },
       ...(body && { payload: body }),
     });
     await app.close();
@@ -147,6 +148,15 @@ key
   .command('revoke <tenant> <id>')
   .action((slug: string, id: string) =>
     operator('DELETE', `/internal/v1/tenants/${encodeURIComponent(slug)}/api-keys/${encodeURIComponent(id)}`),
+  );
+
+program
+  .command('portal-link <tenant>')
+  .description(
+    'make a one-time link that signs the tenant in to the portal (PUBLIC_URL sets its host; valid for PORTAL_LINK_TTL)',
+  )
+  .action((slug: string) =>
+    operator('POST', `/internal/v1/tenants/${encodeURIComponent(slug)}/portal-links`),
   );
 
 program.parseAsync().catch((error: unknown) => {

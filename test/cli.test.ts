@@ -189,6 +189,7 @@ describe('command line', () => {
           key_prefix: expect.any(String),
           created_at: key.created_at,
           last_used_at: null,
+          expires_at: null,
         },
       ]);
       expect(key.key.startsWith(keys[0].key_prefix)).toBe(true);
@@ -202,6 +203,30 @@ describe('command line', () => {
       const again = await cli(['key', 'revoke', 'acme', String(key.id)], env);
       expectFailure(again, 'revoking a revoked key');
       expect(again.stderr).toBe('Resource not found\n');
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'portal-link prints a one-time link to the portal for a tenant; an unknown tenant exits 1',
+    async () => {
+      await cliJson(
+        ['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business', '--features', 'webhooks'],
+        env,
+      );
+      const link = await cliJson(['portal-link', 'acme'], { ...env, PORT: '9123' });
+      expect(link.url).toMatch(/^http:\/\/localhost:9123\/portal\/#token=pdp_[A-Za-z0-9_-]{43}$/);
+      expect(Date.parse(link.expires_at)).toBeGreaterThan(Date.now());
+      const atPublicUrl = await cliJson(['portal-link', 'acme'], {
+        ...env,
+        PUBLIC_URL: 'https://webhooks.example.com',
+      });
+      expect(atPublicUrl.url).toMatch(/^https:\/\/webhooks\.example\.com\/portal\/#token=pdp_/);
+      expect(atPublicUrl.url).not.toBe(link.url);
+
+      const unknown = await cli(['portal-link', 'nobody'], env);
+      expectFailure(unknown, 'portal link for an unknown tenant');
+      expect(unknown.stderr).toBe('Resource not found\n');
     },
     TIMEOUT,
   );

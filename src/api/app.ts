@@ -15,8 +15,10 @@ import { Metrics } from '../metrics.js';
 import { isDatabaseUnavailable, type Store } from '../store/db.js';
 import { VERSION } from '../version.js';
 import { ApiError, fieldErrorsFromSchema } from './errors.js';
+import { portalFiles } from './portal-files.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { portalLinkRoutes } from './routes/portal-links.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
@@ -175,6 +177,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(webhookRoutes(config, store));
   await app.register(tenantRoutes(config, store));
   await app.register(eventRoutes(config, store));
+  await app.register(portalLinkRoutes(config, store));
+  await app.register(portalFiles(), { prefix: '/portal' });
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/portal/'));
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );

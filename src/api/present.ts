@@ -41,6 +41,7 @@ export function presentApiKey(key: ApiKey) {
     key_prefix: key.key_prefix,
     created_at: iso(key.created_at),
     last_used_at: isoOrNull(key.last_used_at),
+    expires_at: isoOrNull(key.expires_at),
   };
 }
 

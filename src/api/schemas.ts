@@ -174,6 +174,7 @@ const ApiKeySummary = Type.Object({
   key_prefix: Type.String(),
   created_at: Timestamp,
   last_used_at: NullableTimestamp,
+  expires_at: Type.Union([Timestamp, Type.Null()], { description: 'Portal sessions end by themselves.' }),
 });
 
 export const Tenant = Type.Object({
@@ -201,4 +202,31 @@ export const CreatedApiKey = Type.Object({
   scopes: Type.Array(Type.String()),
   key: Type.String({ description: 'The key itself; shown only in this response.' }),
   created_at: Timestamp,
+});
+
+// ---- The portal: one-time links and sessions ----
+
+export const PortalLink = Type.Object({
+  url: Type.String({ description: 'Open it in a browser; it signs in once, before expires_at.' }),
+  expires_at: Timestamp,
+});
+
+export const CreatePortalSessionBody = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 200, description: 'The token of a portal link.' }) },
+  { additionalProperties: false },
+);
+
+export const PortalSession = Type.Object({
+  key: Type.String({ description: "A session key with the 'webhooks' scope; send it as a Bearer token." }),
+  expires_at: Timestamp,
+});
+
+export const PortalIdentity = Type.Object({
+  tenant: Type.Object({ slug: Type.String(), name: Type.String(), plan: Type.String() }),
+  key: Type.Object({
+    name: Type.String(),
+    key_prefix: Type.String(),
+    expires_at: Type.Union([Timestamp, Type.Null()]),
+    is_portal_session: Type.Boolean(),
+  }),
 });

@@ -165,5 +165,27 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0006_portal_links': {
+      async up(db: Kysely<unknown>) {
+        // Keys that stop working by themselves: the portal's session keys.
+        await db.schema.alterTable('api_keys').addColumn('expires_at', 'bigint').execute();
+
+        await db.schema
+          .createTable('portal_links')
+          .addColumn('id', 'integer', id)
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('used_at', 'bigint')
+          .addColumn('session_key_id', 'integer', (c) => c.references('api_keys.id').onDelete('set null'))
+          .execute();
+        await db.schema
+          .createIndex('portal_links_tenant')
+          .on('portal_links')
+          .columns(['tenant_id'])
+          .execute();
+      },
+    },
   };
 }

@@ -26,6 +26,8 @@ export interface ApiKeyTable {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** Keys that end by themselves (the portal's session keys); null for keys that last. */
+  expires_at: number | null;
 }
 
 export interface WebhookTable {
@@ -106,6 +108,18 @@ export interface AttemptTable {
   error: string | null;
 }
 
+/** A one-time sign-in link to the portal, minted by an operator; only the token's hash is kept. */
+export interface PortalLinkTable {
+  id: Generated<number>;
+  tenant_id: number;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  /** When it was exchanged for a session key; a link is usable once. */
+  used_at: number | null;
+  session_key_id: number | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -115,4 +129,5 @@ export interface Database {
   events: EventTable;
   deliveries: DeliveryTable;
   attempts: AttemptTable;
+  portal_links: PortalLinkTable;
 }

@@ -142,6 +142,8 @@ describeContract('operator API: tenants and keys', (h) => {
     const doc = (await h().app.inject('/api/v1/openapi.json')).json();
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/v1/portal/session',
+      '/api/v1/portal/sessions',
       '/api/v1/webhooks',
       '/api/v1/webhooks/events',
       '/api/v1/webhooks/{id}',
