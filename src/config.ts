@@ -24,6 +24,8 @@ export interface Config {
   allowHttpTargets: boolean;
   allowedTargetCidrs: string[];
   delivery: DeliveryConfig;
+  /** Deliveries that are over, and their attempts, are kept this many days. */
+  retentionDays: number;
   portal: PortalConfig;
 }
 
@@ -216,6 +218,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     allowHttpTargets: boolean(env, 'ALLOW_HTTP_TARGETS'),
     allowedTargetCidrs: cidrs(env),
     delivery: delivery(env),
+    retentionDays: count(env, 'RETENTION_DAYS', 30, 3650),
     portal: portal(env),
   };
   const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;

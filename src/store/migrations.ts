@@ -165,6 +165,34 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_delivery_log': {
+      async up(db: Kysely<unknown>) {
+        // The delivery log filters by event type: the type is kept on the delivery itself, so that
+        // the filter walks one index of one table, newest first, like the other filters.
+        await db.schema
+          .alterTable('deliveries')
+          .addColumn('event_type', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await sql`update deliveries set event_type = (select e.type from events e where e.id = deliveries.event_id)`.execute(
+          db,
+        );
+        // A test event, sent by hand to one webhook.
+        await db.schema
+          .alterTable('deliveries')
+          .addColumn('is_test', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        // Queued by hand (retry, recover, test): one attempt, sent even while the webhook is paused.
+        await db.schema
+          .alterTable('deliveries')
+          .addColumn('manual', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .createIndex('deliveries_webhook_event')
+          .on('deliveries')
+          .columns(['webhook_id', 'event_type', 'id'])
+          .execute();
+      },
+    },
     '0006_portal_links': {
       async up(db: Kysely<unknown>) {
         // Keys that stop working by themselves: the portal's session keys.

@@ -83,6 +83,8 @@ export interface DeliveryTable {
   tenant_id: number;
   webhook_id: number;
   event_id: string;
+  /** The event's type, kept here for the delivery log's filter. */
+  event_type: string;
   status: string;
   attempts: number;
   next_attempt_at: number | null;
@@ -93,6 +95,10 @@ export interface DeliveryTable {
   last_error: string | null;
   created_at: number;
   updated_at: number;
+  /** 1 for a test event sent by hand to this webhook. */
+  is_test: number;
+  /** 1 when queued by hand (retry, recover, test): one attempt, sent even while the webhook is paused. */
+  manual: number;
 }
 
 export interface AttemptTable {
