@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import { decryptSecret } from '../domain/secrets.js';
+import type { Buckets, StatsWindow } from '../domain/stats.js';
 import type { Attempt, Delivery } from '../store/delivery-log.js';
+import type { WebhookStats } from '../store/stats.js';
 import type { ApiKey, Tenant } from '../store/tenants.js';
 import type { Webhook } from '../store/webhooks.js';
 
@@ -31,6 +33,18 @@ export function presentWebhook(webhook: Webhook, secretsKey?: Buffer) {
     updated_at: iso(webhook.updated_at),
     headers: webhook.headers,
     disabled_reason: webhook.disabled_reason,
+    disabled_at: isoOrNull(webhook.disabled_at),
+  };
+}
+
+export function presentStats(window: StatsWindow, buckets: Buckets, now: number, stats: WebhookStats) {
+  return {
+    window,
+    bucket: buckets.bucket,
+    since: iso(buckets.start),
+    until: iso(now),
+    counts: stats.counts,
+    series: stats.series.map(({ start, ...bucket }) => ({ start: iso(start), ...bucket })),
   };
 }
 

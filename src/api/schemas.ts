@@ -1,7 +1,9 @@
 import { type TSchema, Type } from 'typebox';
 import { PLANS, SCOPES } from '../domain/plans.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
+import { STATS_WINDOWS } from '../domain/stats.js';
 import {
+  GRACE_PERIOD_SECONDS,
   HEADERS_MAX_COUNT,
   NAME_MAX_LENGTH,
   RETRY_COUNT,
@@ -117,7 +119,12 @@ const webhookResponseFields = (withSecret: boolean) => ({
   created_at: Timestamp,
   updated_at: Timestamp,
   headers: MapOf(Type.String()),
-  disabled_reason: Type.Union([Type.String(), Type.Null()]),
+  disabled_reason: Type.Union([Type.String(), Type.Null()], {
+    description: 'Why the service switched the webhook off (410 Gone, failing for days); null otherwise.',
+  }),
+  disabled_at: Type.Union([Timestamp, Type.Null()], {
+    description: 'When the service switched the webhook off; null when active or paused by hand.',
+  }),
 });
 
 export const Webhook = Type.Object(webhookResponseFields(false));
@@ -133,6 +140,57 @@ export const ListWebhooksQuery = Type.Object({
 });
 
 export const IdParams = Type.Object({ id: Type.String() });
+
+export const RotateSecretBody = Type.Object(
+  {
+    grace_period_seconds: Type.Optional(
+      Type.Integer({
+        minimum: GRACE_PERIOD_SECONDS.min,
+        maximum: GRACE_PERIOD_SECONDS.max,
+        default: GRACE_PERIOD_SECONDS.default,
+        description:
+          'How long the replaced secret keeps signing alongside the new one; 0 drops it at once. ' +
+          'Rotating again during a grace period replaces the previous secret: only one is kept.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const StatsQuery = Type.Object({
+  window: Type.Enum([...STATS_WINDOWS], {
+    default: '24h',
+    description: '24h: hourly buckets; 7d and 30d: daily buckets (whole UTC hours and days).',
+  }),
+});
+
+const StatsBucket = Type.Object({
+  start: Timestamp,
+  succeeded: Type.Integer({ description: 'Deliveries that succeeded by an attempt started in this bucket.' }),
+  failed: Type.Integer({
+    description: 'Deliveries that failed for good by an attempt started in this bucket.',
+  }),
+  attempts: Type.Integer({ description: 'Attempts started in this bucket.' }),
+  p50_duration_ms: Type.Union([Type.Integer(), Type.Null()]),
+  p95_duration_ms: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+export const WebhookStats = Type.Object({
+  window: Type.Enum([...STATS_WINDOWS]),
+  bucket: Type.Enum(['hour', 'day']),
+  since: Timestamp,
+  until: Timestamp,
+  counts: Type.Object(
+    {
+      pending: Type.Integer(),
+      succeeded: Type.Integer(),
+      failed: Type.Integer(),
+      cancelled: Type.Integer(),
+    },
+    { description: 'Deliveries created in the window, by status.' },
+  ),
+  series: Type.Array(StatsBucket, { description: 'Every bucket of the window, oldest first.' }),
+});
 
 export const EventType = Type.Object({
   type: Type.String(),

@@ -253,7 +253,7 @@ export class DeliveryWorker {
         url: delivery.url,
         body: delivery.payload,
         customHeaders: delivery.headers,
-        secrets: [this.secret(delivery.secret_ciphertext)],
+        secrets: this.signingSecrets(delivery, Date.now()),
         timeoutMs: delivery.timeout_seconds * 1000,
       },
       { agent: this.agent, policy: this.policy, allowHttp: config.allowHttpTargets },
@@ -280,6 +280,18 @@ export class DeliveryWorker {
     if (decision.status === 'failed' && decision.deactivateWebhook) {
       this.options.log.warn({ webhook: delivery.webhook_id }, decision.deactivateWebhook);
     }
+  }
+
+  /**
+   * The secrets to sign with, newest first: the webhook's secret, and during a rotation's grace
+   * period the one it replaced. Both come with the claimed row, so a rotation made by any process
+   * applies from the next claim on (the cache below is keyed by ciphertext, which a rotation changes).
+   */
+  private signingSecrets(delivery: ClaimedDelivery, now: number): string[] {
+    const current = this.secret(delivery.secret_ciphertext);
+    const previous = delivery.previous_secret_ciphertext;
+    const expiresAt = delivery.previous_secret_expires_at;
+    return previous && expiresAt !== null && now < expiresAt ? [current, this.secret(previous)] : [current];
   }
 
   /** Decrypted secrets by ciphertext: decrypting once per webhook, not once per delivery. */

@@ -13,6 +13,8 @@ export const HEADERS_MAX_COUNT = 20;
 export const HEADERS_MAX_BYTES = 8 * 1024;
 export const RETRY_COUNT = { default: 3, min: 0, max: 10 } as const;
 export const TIMEOUT_SECONDS = { default: 30, min: 1, max: 60 } as const;
+/** How long a replaced secret keeps signing after a rotation: 24 hours by default, at most 7 days. */
+export const GRACE_PERIOD_SECONDS = { default: 86_400, min: 0, max: 604_800 } as const;
 
 /** Headers the service sets itself on every delivery; tenants cannot override them. */
 const RESERVED_HEADERS = new Set([

@@ -19,6 +19,9 @@ export interface ClaimedDelivery {
   secret_ciphertext: string;
   /** 1 when queued by hand: one attempt, not retried automatically. */
   manual: number;
+  /** During a rotation's grace period, the replaced secret and when it stops signing. */
+  previous_secret_ciphertext: string | null;
+  previous_secret_expires_at: number | null;
 }
 
 export interface ClaimOptions {
@@ -88,7 +91,8 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
       where w.id = deliveries.webhook_id and e.id = deliveries.event_id and deliveries.id in (${candidates})
       returning deliveries.id, deliveries.tenant_id, deliveries.webhook_id, deliveries.event_id,
         e.type as event_type, deliveries.attempts, e.payload, w.url, w.headers, w.timeout_seconds,
-        w.retry_count, w.secret_ciphertext, deliveries.manual, deliveries.next_attempt_at`.execute(store.db));
+        w.retry_count, w.secret_ciphertext, w.previous_secret_ciphertext, w.previous_secret_expires_at,
+        deliveries.manual, deliveries.next_attempt_at`.execute(store.db));
   } else {
     // SQLite's RETURNING cannot name the joined tables; a second (in-process) query reads them.
     const { rows: leased } = await sql<{ id: string }>`
@@ -115,6 +119,8 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
         'w.retry_count',
         'w.secret_ciphertext',
         'd.manual',
+        'w.previous_secret_ciphertext',
+        'w.previous_secret_expires_at',
         'd.next_attempt_at',
       ])
       .where(
@@ -205,12 +211,13 @@ export async function recordOutcomes(
   const integer = (value: number | null) => sql`cast(${value} as integer)`;
 
   const insertAttempts = sql`
-    insert into attempts (delivery_id, number, started_at, duration_ms, request_headers, response_status,
-      response_headers, response_body, error)
+    insert into attempts (delivery_id, webhook_id, number, delivery_status, started_at, duration_ms,
+      request_headers, response_status, response_headers, response_body, error)
     values ${sql.join(
       outcomes.map(
-        ({ delivery, attempt: a }) =>
-          sql`(${delivery.id}, ${integer(delivery.attempts + 1)}, ${bigint(a.startedAt)}, ${integer(a.durationMs)},
+        ({ delivery, attempt: a, decision }) =>
+          sql`(${delivery.id}, ${integer(delivery.webhook_id)}, ${integer(delivery.attempts + 1)}, ${decision.status},
+            ${bigint(a.startedAt)}, ${integer(a.durationMs)},
             ${JSON.stringify(a.requestHeaders)}, ${integer(a.statusCode)},
             ${a.responseHeaders && JSON.stringify(a.responseHeaders)}, ${a.responseBody}, ${a.error})`,
       ),
@@ -270,7 +277,7 @@ export async function recordOutcomes(
       if (reason) {
         await trx
           .updateTable('webhooks')
-          .set({ is_active: 0, disabled_reason: reason, updated_at: now })
+          .set({ is_active: 0, disabled_reason: reason, disabled_at: now, updated_at: now })
           .where('id', '=', webhookId)
           .where('is_active', '=', 1)
           .execute();

@@ -193,6 +193,32 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0004_secret_rotation': {
+      async up(db: Kysely<unknown>) {
+        // The secret being replaced keeps signing until it expires (one kept, encrypted too).
+        await db.schema.alterTable('webhooks').addColumn('previous_secret_ciphertext', 'text').execute();
+        await db.schema.alterTable('webhooks').addColumn('previous_secret_expires_at', 'bigint').execute();
+        // When the webhook was switched off by the service (410 Gone, auto-disable).
+        await db.schema.alterTable('webhooks').addColumn('disabled_at', 'bigint').execute();
+        await sql`update webhooks set disabled_at = updated_at
+          where disabled_reason is not null and is_active = 0`.execute(db);
+
+        // A webhook's attempts by time, for its statistics. Without the webhook on the attempt a
+        // window means walking every delivery the webhook has; without the status the attempt led
+        // to, joining every attempt to its delivery. The index holds what the statistics read.
+        await db.schema.alterTable('attempts').addColumn('webhook_id', 'integer').execute();
+        await db.schema.alterTable('attempts').addColumn('delivery_status', 'text').execute();
+        await sql`update attempts set
+          webhook_id = (select d.webhook_id from deliveries d where d.id = attempts.delivery_id),
+          delivery_status = coalesce((select d.status from deliveries d
+            where d.id = attempts.delivery_id and d.attempts = attempts.number), 'pending')`.execute(db);
+        await db.schema
+          .createIndex('attempts_webhook_time')
+          .on('attempts')
+          .columns(['webhook_id', 'started_at', 'duration_ms', 'delivery_status'])
+          .execute();
+      },
+    },
     '0006_portal_links': {
       async up(db: Kysely<unknown>) {
         // Keys that stop working by themselves: the portal's session keys.

@@ -50,6 +50,11 @@ export interface WebhookTable {
   deleted_at: number | null;
   /** When the current run of failures began; null after a success. */
   failing_since: number | null;
+  /** After a rotation, the secret replaced, which keeps signing until it expires. */
+  previous_secret_ciphertext: string | null;
+  previous_secret_expires_at: number | null;
+  /** When the service switched the webhook off (410 Gone, auto-disable); null otherwise. */
+  disabled_at: number | null;
 }
 
 /** One row per subscribed event type of a webhook (`*` for all), in the order given. */
@@ -104,7 +109,11 @@ export interface DeliveryTable {
 export interface AttemptTable {
   id: Generated<number>;
   delivery_id: string;
+  /** The delivery's webhook, so that a webhook's attempts can be read by time. */
+  webhook_id: number;
   number: number;
+  /** What this attempt made of its delivery: `succeeded`, `failed` (gave up) or `pending` (retry). */
+  delivery_status: string;
   started_at: number;
   duration_ms: number;
   request_headers: string;

@@ -19,6 +19,11 @@ export interface Webhook {
   last_failure_at: number | null;
   failure_count: number;
   disabled_reason: string | null;
+  /** When the service switched it off (410 Gone, auto-disable); null when active or paused by hand. */
+  disabled_at: number | null;
+  /** After a rotation, the replaced secret, signing alongside the new one until it expires. */
+  previous_secret_ciphertext: string | null;
+  previous_secret_expires_at: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -154,9 +159,9 @@ export async function updateWebhook(
       .set({
         ...plain,
         ...(headers !== undefined && { headers: JSON.stringify(headers) }),
-        // Turning a webhook on again clears the reason it was switched off.
+        // Turning a webhook on again clears why and when it was switched off.
         ...(is_active !== undefined && { is_active: is_active ? 1 : 0 }),
-        ...(is_active === true && { disabled_reason: null }),
+        ...(is_active === true && { disabled_reason: null, disabled_at: null }),
         updated_at: Date.now(),
       })
       .where('tenant_id', '=', tenantId)
@@ -168,6 +173,36 @@ export async function updateWebhook(
     if (events !== undefined) await replaceEvents(trx, id, events);
     return toWebhook(row, events ?? (await eventsOf(trx, [id])).get(id) ?? []);
   });
+}
+
+/**
+ * Gives a webhook a new secret. The one it replaces keeps signing for `graceMs` (not at all when
+ * 0); only one previous secret is kept, so rotating again during a grace period drops the oldest
+ * at once. Undefined when not found.
+ */
+export async function rotateWebhookSecret(
+  store: Store,
+  tenantId: number,
+  id: number,
+  rotation: { secretCiphertext: string; graceMs: number },
+): Promise<Webhook | undefined> {
+  const now = Date.now();
+  const keepPrevious = rotation.graceMs > 0;
+  const row = await store.db
+    .updateTable('webhooks')
+    .set((eb) => ({
+      secret_ciphertext: rotation.secretCiphertext,
+      previous_secret_ciphertext: keepPrevious ? eb.ref('secret_ciphertext') : null,
+      previous_secret_expires_at: keepPrevious ? now + rotation.graceMs : null,
+      updated_at: now,
+    }))
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .where('deleted_at', 'is', null)
+    .returningAll()
+    .executeTakeFirst();
+  if (!row) return undefined;
+  return toWebhook(row, (await eventsOf(store.db, [row.id])).get(row.id) ?? []);
 }
 
 /**

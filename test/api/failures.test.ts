@@ -54,11 +54,18 @@ for (const database of DATABASES) {
         payload: webhookBody(),
       });
       expect(created.statusCode).toBe(201);
+      const rotated = await app.inject({
+        method: 'POST',
+        url: `/api/v1/webhooks/${created.json().data.id}/rotate-secret`,
+        headers: { authorization: `Bearer ${key}` },
+      });
+      expect(rotated.statusCode).toBe(200);
       await app.close();
       const log = lines.join('');
       expect(lines.length).toBeGreaterThan(2);
       expect(log).not.toContain(key);
       expect(log).not.toContain(created.json().data.secret);
+      expect(log).not.toContain(rotated.json().data.secret);
       expect(log).not.toContain(harness.config.adminToken);
       expect(log).toContain('api_key=[redacted]');
       expect(lines.filter((l) => l.includes('"request_id":"log-1"')).length).toBeGreaterThanOrEqual(2);

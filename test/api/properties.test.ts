@@ -37,6 +37,7 @@ const WEBHOOK_KEYS = [
   'updated_at',
   'headers',
   'disabled_reason',
+  'disabled_at',
 ];
 const LIST_KEYS = WEBHOOK_KEYS.filter((k) => k !== 'secret');
 
@@ -332,6 +333,7 @@ const unknownKey = fc
       'updated_at',
       'deleted_at',
       'disabled_reason',
+      'disabled_at',
       'failure_count',
       'last_triggered_at',
       'Url',
@@ -474,6 +476,7 @@ function expectWebhookShape(data: Record<string, unknown>, withSecret: boolean, 
   expect(headers !== null && typeof headers === 'object' && !Array.isArray(headers), label).toBe(true);
   for (const value of Object.values(headers)) expect(typeof value, label).toBe('string');
   expect(data.disabled_reason === null || typeof data.disabled_reason === 'string', label).toBe(true);
+  expect(data.disabled_at === null || isoTime(data.disabled_at), label).toBe(true);
 }
 
 /** The answer's envelope: `data` and `meta.request_id`, the same id as `X-Request-Id`. */
@@ -514,6 +517,7 @@ function createdFrom(body: Record<string, unknown>): Record<string, unknown> {
     failure_count: 0,
     headers: body.headers ?? {},
     disabled_reason: null,
+    disabled_at: null,
   };
 }
 

@@ -151,6 +151,8 @@ describeContract('operator API: tenants and keys', (h) => {
       '/api/v1/webhooks/{id}/deliveries/{delivery_id}',
       '/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry',
       '/api/v1/webhooks/{id}/recover',
+      '/api/v1/webhooks/{id}/rotate-secret',
+      '/api/v1/webhooks/{id}/stats',
       '/api/v1/webhooks/{id}/test',
     ]);
     expect(Object.keys(doc.paths['/api/v1/webhooks/{id}']).sort()).toEqual(['delete', 'get', 'patch']);

@@ -32,6 +32,7 @@ describeContract('webhooks resource', (h) => {
       'updated_at',
       'headers',
       'disabled_reason',
+      'disabled_at',
     ]);
     expect(data).toMatchObject({
       name: 'example.com',
@@ -46,6 +47,7 @@ describeContract('webhooks resource', (h) => {
       failure_count: 0,
       headers: {},
       disabled_reason: null,
+      disabled_at: null,
     });
     expect(Number.isInteger(data.id)).toBe(true);
     expect(data.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);

@@ -118,13 +118,23 @@ for (const database of DATABASES) {
       await h.publish('invoice.paid');
       const [delivery] = await settled(h, hook.id, 'failed');
       expect(delivery.attempts).toBe(1);
+      const [attempt] = await h.attempts(delivery.id);
       const webhook = (await h.tenantApi('GET', `/api/v1/webhooks/${hook.id}`)).body.data;
       expect(webhook.is_active).toBe(false);
       expect(webhook.disabled_reason).toBe('The endpoint answered 410 Gone.');
+      expect(Date.parse(webhook.disabled_at)).toBeGreaterThanOrEqual(Number(attempt.started_at));
+      expect(Date.parse(webhook.disabled_at)).toBeLessThanOrEqual(Date.now());
+      const listed = (await h.tenantApi('GET', '/api/v1/webhooks')).body.data.find(
+        (w: { id: number }) => w.id === hook.id,
+      );
+      expect(listed.disabled_at).toBe(webhook.disabled_at);
       await h.publish('invoice.paid');
       expect(await h.deliveries(hook.id)).toHaveLength(1);
       const reactivated = await h.tenantApi('PATCH', `/api/v1/webhooks/${hook.id}`, { is_active: true });
       expect(reactivated.body.data.disabled_reason).toBeNull();
+      expect(reactivated.body.data.disabled_at).toBeNull();
+      const paused = await h.tenantApi('PATCH', `/api/v1/webhooks/${hook.id}`, { is_active: false });
+      expect(paused.body.data).toMatchObject({ is_active: false, disabled_reason: null, disabled_at: null });
     });
 
     it('holds the retries of a paused webhook and resumes them on re-activation', async () => {

@@ -58,6 +58,15 @@ for (const database of DATABASES) {
           /^Disabled automatically: no successful delivery since .* and 5 deliveries failed after all retries\.$/,
         );
         expect(off.failure_count).toBe(5);
+        const lastAttempt = Math.max(
+          ...(await Promise.all((await h.deliveries(hook.id)).map((d) => h.attempts(d.id))))
+            .flat()
+            .map((a) => Number(a.started_at)),
+        );
+        expect(Date.parse(off.disabled_at)).toBeGreaterThanOrEqual(lastAttempt);
+        expect(Date.parse(off.disabled_at)).toBeLessThanOrEqual(Date.now());
+        const on = (await h.tenantApi('PATCH', `/api/v1/webhooks/${hook.id}`, { is_active: true })).body.data;
+        expect(on).toMatchObject({ is_active: true, disabled_reason: null, disabled_at: null });
       } finally {
         await h.close();
       }
@@ -76,7 +85,11 @@ for (const database of DATABASES) {
         await waitFor(
           async () => (await h.deliveries(hook.id)).filter((d) => d.status === 'failed').length === 6,
         );
-        expect((await h.tenantApi('GET', `/api/v1/webhooks/${hook.id}`)).body.data.is_active).toBe(true);
+        expect((await h.tenantApi('GET', `/api/v1/webhooks/${hook.id}`)).body.data).toMatchObject({
+          is_active: true,
+          disabled_reason: null,
+          disabled_at: null,
+        });
       } finally {
         await h.close();
       }

@@ -72,6 +72,8 @@ async function seed(
       .insertInto('attempts')
       .values({
         delivery_id: id,
+        webhook_id: webhookId,
+        delivery_status: d.status,
         number: 1,
         started_at: created,
         duration_ms: 5,

@@ -71,6 +71,11 @@ export interface DeliveryHarness {
   slug: string;
   /** Creates a webhook of the test tenant; returns it with its secret. */
   webhook(body: Record<string, unknown>): Promise<{ id: number; secret: string; [k: string]: unknown }>;
+  /** Rotates a webhook's secret; returns the webhook with its new secret. */
+  rotateSecret(
+    id: number,
+    body?: Record<string, unknown>,
+  ): Promise<{ id: number; secret: string; [k: string]: unknown }>;
   publish(
     type: string,
     data?: Record<string, unknown>,
@@ -132,8 +137,13 @@ export async function createDeliveryHarness(
     await operator('POST', `/internal/v1/tenants/${slug}/api-keys`, { name: 't', scopes: ['webhooks'] })
   ).body.data.key as string;
   const tenantApi = (method: string, url: string, body?: unknown) => call(method, url, body, key);
-  // Every request the receiver gets for one of our webhooks is verified three ways on close.
-  const secretsByPath = new Map<string, string>();
+  // Every request the receiver gets for one of our webhooks is verified three ways on close, with
+  // one of the secrets the webhook has had (the one it was signed with).
+  const secretsByPath = new Map<string, string[]>();
+  const remember = (url: string, secret: string) => {
+    const path = new URL(url).pathname;
+    secretsByPath.set(path, [...(secretsByPath.get(path) ?? []), secret]);
+  };
 
   return {
     config,
@@ -148,7 +158,13 @@ export async function createDeliveryHarness(
     async webhook(body) {
       const res = await tenantApi('POST', '/api/v1/webhooks', body);
       if (res.status !== 201) throw new Error(`webhook: ${JSON.stringify(res.body)}`);
-      secretsByPath.set(new URL(res.body.data.url).pathname, res.body.data.secret);
+      remember(res.body.data.url, res.body.data.secret);
+      return res.body.data;
+    },
+    async rotateSecret(id, body) {
+      const res = await tenantApi('POST', `/api/v1/webhooks/${id}/rotate-secret`, body);
+      if (res.status !== 200) throw new Error(`rotate: ${JSON.stringify(res.body)}`);
+      remember(res.body.data.url, res.body.data.secret);
       return res.body.data;
     },
     async publish(type, data = {}, id) {
@@ -180,8 +196,18 @@ export async function createDeliveryHarness(
       await db.drop();
       rmSync(dataDir, { recursive: true, force: true });
       for (const received of receiver.requests) {
-        const secret = secretsByPath.get(received.path);
-        if (secret) verifyAllWays(secret, received);
+        const secrets = secretsByPath.get(received.path);
+        if (!secrets) continue;
+        const errors: unknown[] = [];
+        for (const secret of secrets) {
+          try {
+            verifyAllWays(secret, received);
+            break;
+          } catch (error) {
+            errors.push(error);
+          }
+        }
+        if (errors.length === secrets.length) throw errors[0];
       }
     },
   };

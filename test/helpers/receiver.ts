@@ -146,6 +146,22 @@ export function plandocketDocsVerify(secret: string, headers: Record<string, str
   return given.length === expected.length && timingSafeEqual(Buffer.from(given), Buffer.from(expected));
 }
 
+/**
+ * The same check run by a receiver that still holds the secret being replaced during a rotation:
+ * it reads `X-Webhook-Signature-Previous` instead of `X-Webhook-Signature`.
+ */
+export function plandocketDocsVerifyPrevious(
+  secret: string,
+  headers: Record<string, string>,
+  body: string,
+): boolean {
+  const previous = headers['x-webhook-signature-previous'];
+  return (
+    previous !== undefined &&
+    plandocketDocsVerify(secret, { ...headers, 'x-webhook-signature': previous }, body)
+  );
+}
+
 /** Checks a received request three ways; throws when any of them rejects it. */
 export function verifyAllWays(secret: string, received: Received): void {
   new StandardWebhook(secret).verify(received.body, received.headers);

@@ -7,27 +7,31 @@ import { AddressPolicy } from '../../domain/address-policy.js';
 import { EVENT_TYPES } from '../../domain/events.js';
 import { mergeErrors } from '../../domain/field-errors.js';
 import { encryptSecret, generateWebhookSecret } from '../../domain/secrets.js';
+import { statsBuckets } from '../../domain/stats.js';
 import {
   checkWebhookFields,
   defaultName,
+  GRACE_PERIOD_SECONDS,
   RETRY_COUNT,
   type TargetRules,
   TIMEOUT_SECONDS,
   type WebhookFields,
 } from '../../domain/webhook-rules.js';
 import type { Store } from '../../store/db.js';
+import { webhookStats } from '../../store/stats.js';
 import { wakeWorkers } from '../../store/wakeups.js';
 import {
   createWebhook,
   deleteWebhook,
   findWebhook,
   listWebhooks,
+  rotateWebhookSecret,
   updateWebhook,
   type Webhook as WebhookRecord,
 } from '../../store/webhooks.js';
 import { tenantAuth } from '../auth.js';
 import { fieldErrorsFromSchema, notFound, parseId, validationFailed } from '../errors.js';
-import { meta, presentWebhook } from '../present.js';
+import { meta, presentStats, presentWebhook } from '../present.js';
 import {
   CreateWebhookBody,
   ErrorBody,
@@ -35,9 +39,12 @@ import {
   envelope,
   IdParams,
   ListWebhooksQuery,
+  RotateSecretBody,
+  StatsQuery,
   UpdateWebhookBody,
   Webhook,
   WebhookList,
+  WebhookStats as WebhookStatsSchema,
   WebhookWithSecret,
 } from '../schemas.js';
 
@@ -181,6 +188,62 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
         // Switched on again: its held deliveries may be due now.
         if (fields.is_active === true) await wakeWorkers(store);
         return { data: presentWebhook(webhook), meta: meta(request) };
+      },
+    );
+
+    app.post(
+      '/api/v1/webhooks/:id/rotate-secret',
+      {
+        // No body at all means the defaults.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
+        schema: {
+          tags,
+          summary: "Rotate a webhook's signing secret",
+          description:
+            'Returns the webhook with its new secret. During the grace period every delivery is ' +
+            'signed with both secrets: `webhook-signature` carries both signatures, ' +
+            '`X-Webhook-Signature` the new one and `X-Webhook-Signature-Previous` the old one. ' +
+            'Rotating again during a grace period replaces the previous secret (only one is kept).',
+          params: IdParams,
+          body: RotateSecretBody,
+          response: { 200: envelope(WebhookWithSecret), ...errors },
+        },
+      },
+      async (request) => {
+        const id = parseId(request.params.id);
+        const grace = request.body.grace_period_seconds ?? GRACE_PERIOD_SECONDS.default;
+        const webhook = await rotateWebhookSecret(store, request.tenant.id, id, {
+          secretCiphertext: encryptSecret(config.secretsKey, generateWebhookSecret()),
+          graceMs: grace * 1000,
+        });
+        if (!webhook) throw notFound();
+        return { data: presentWebhook(webhook, config.secretsKey), meta: meta(request) };
+      },
+    );
+
+    app.get(
+      '/api/v1/webhooks/:id/stats',
+      {
+        schema: {
+          tags,
+          summary: "A webhook's delivery statistics",
+          description:
+            'Deliveries created in the window by status, and per hour (24h) or day (7d, 30d): ' +
+            'deliveries that succeeded or failed for good, by the start of the attempt that settled ' +
+            'them, and the median and 95th percentile attempt duration.',
+          params: IdParams,
+          querystring: StatsQuery,
+          response: { 200: envelope(WebhookStatsSchema), ...errors },
+        },
+      },
+      async (request) => {
+        const webhook = await found(request.tenant.id, request.params.id);
+        const now = Date.now();
+        const buckets = statsBuckets(request.query.window, now);
+        const stats = await webhookStats(store, webhook.id, buckets);
+        return { data: presentStats(request.query.window, buckets, now, stats), meta: meta(request) };
       },
     );
 

@@ -1,0 +1,223 @@
+import { expect, it } from 'vitest';
+import { timeOrderedId } from '../../src/domain/ids.js';
+import { describeContract, type Harness, webhookBody } from '../helpers/harness.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+interface Stored {
+  at: number;
+  status: 'pending' | 'succeeded' | 'failed' | 'cancelled';
+  /** Durations of its attempts, the last one settling it (unless pending or cancelled). */
+  durations: number[];
+}
+
+/** Deliveries and attempts written straight into the database, at times in the past. */
+async function store(h: Harness, tenantId: number, webhookId: number, deliveries: Stored[]): Promise<void> {
+  const eventId = timeOrderedId('evt');
+  await h.store.db
+    .insertInto('events')
+    .values({
+      id: eventId,
+      tenant_id: tenantId,
+      type: 'invoice.paid',
+      client_id: null,
+      payload: '{}',
+      created_at: 0,
+    })
+    .execute();
+  for (const d of deliveries) {
+    const id = timeOrderedId('dlv', d.at);
+    await h.store.db
+      .insertInto('deliveries')
+      .values({
+        id,
+        tenant_id: tenantId,
+        webhook_id: webhookId,
+        event_id: eventId,
+        event_type: 'invoice.paid',
+        is_test: 0,
+        manual: 0,
+        status: d.status,
+        attempts: d.durations.length,
+        next_attempt_at: null,
+        locked_until: null,
+        locked_by: null,
+        last_status_code: null,
+        last_error: null,
+        created_at: d.at,
+        updated_at: d.at,
+      })
+      .execute();
+    for (const [i, duration] of d.durations.entries()) {
+      const last = i === d.durations.length - 1;
+      await h.store.db
+        .insertInto('attempts')
+        .values({
+          delivery_id: id,
+          webhook_id: webhookId,
+          number: i + 1,
+          delivery_status: last && d.status !== 'cancelled' ? d.status : 'pending',
+          started_at: d.at + i * 1000,
+          duration_ms: duration,
+          request_headers: '{}',
+          response_status: last && d.status === 'succeeded' ? 200 : 500,
+          response_headers: null,
+          response_body: null,
+          error: null,
+        })
+        .execute();
+    }
+  }
+}
+
+async function webhook(h: Harness) {
+  const tenant = await h.tenant();
+  const created = (await h.api('POST', '/api/v1/webhooks', { key: tenant.key, body: webhookBody() })).json()
+    .data;
+  return { ...tenant, webhookId: created.id as number };
+}
+
+describeContract('webhook statistics', (h) => {
+  it.each([
+    ['24h', 24, HOUR, 'hour'],
+    ['7d', 7, DAY, 'day'],
+    ['30d', 30, DAY, 'day'],
+  ] as const)(
+    'window %s: %i buckets, whole UTC units in order, zero-filled for a quiet webhook',
+    async (window, count, size, unit) => {
+      const { key, webhookId } = await webhook(h());
+      const before = Date.now();
+      const res = await h().api('GET', `/api/v1/webhooks/${webhookId}/stats?window=${window}`, { key });
+      expect(res.statusCode).toBe(200);
+      const { data } = res.json();
+      expect(data).toMatchObject({
+        window,
+        bucket: unit,
+        counts: { pending: 0, succeeded: 0, failed: 0, cancelled: 0 },
+      });
+      expect(data.series).toHaveLength(count);
+      const starts = data.series.map((b: { start: string }) => Date.parse(b.start));
+      expect(data.since).toBe(data.series[0].start);
+      for (const [i, start] of starts.entries()) {
+        expect(start % size).toBe(0);
+        if (i > 0) expect(start - starts[i - 1]).toBe(size);
+      }
+      const last = starts[count - 1];
+      expect(last).toBeLessThanOrEqual(Date.parse(data.until));
+      expect(last + size).toBeGreaterThan(before);
+      for (const bucket of data.series) {
+        expect(bucket).toEqual({
+          start: bucket.start,
+          succeeded: 0,
+          failed: 0,
+          attempts: 0,
+          p50_duration_ms: null,
+          p95_duration_ms: null,
+        });
+      }
+    },
+  );
+
+  it('defaults to 24h', async () => {
+    const { key, webhookId } = await webhook(h());
+    const data = (await h().api('GET', `/api/v1/webhooks/${webhookId}/stats`, { key })).json().data;
+    expect(data.window).toBe('24h');
+    expect(data.series).toHaveLength(24);
+  });
+
+  it('counts deliveries created in the window by status, and buckets them by the attempt that settled them', async () => {
+    const { id: tenantId, key, webhookId } = await webhook(h());
+    const now = Date.now();
+    const thisHour = Math.floor(now / HOUR) * HOUR;
+    const today = Math.floor(now / DAY) * DAY;
+    await store(h(), tenantId, webhookId, [
+      // This hour (a minute into it, so that its attempts stay in it)
+      { at: thisHour + 1, status: 'succeeded', durations: [100] },
+      { at: thisHour + 2, status: 'succeeded', durations: [500, 300] },
+      { at: thisHour + 3, status: 'failed', durations: [20, 40, 60] },
+      { at: thisHour + 4, status: 'pending', durations: [1500] },
+      { at: thisHour + 5, status: 'cancelled', durations: [] },
+      // Five hours ago
+      { at: thisHour - 5 * HOUR, status: 'failed', durations: [12_345] },
+      // Three days ago: in 7d and 30d only
+      { at: today - 3 * DAY + HOUR, status: 'succeeded', durations: [70] },
+      // Twenty days ago: in 30d only
+      { at: today - 20 * DAY + HOUR, status: 'succeeded', durations: [80] },
+      // Forty days ago: in none
+      { at: today - 40 * DAY, status: 'failed', durations: [90] },
+    ]);
+    const stats = async (window: string) =>
+      (await h().api('GET', `/api/v1/webhooks/${webhookId}/stats?window=${window}`, { key })).json().data;
+
+    const day = await stats('24h');
+    expect(day.counts).toEqual({ pending: 1, succeeded: 2, failed: 2, cancelled: 1 });
+    expect(day.series[23]).toEqual({
+      start: new Date(thisHour).toISOString(),
+      succeeded: 2,
+      failed: 1,
+      attempts: 7,
+      // 20 40 60 100 300 500 1500: the 4th and the 7th by nearest rank
+      p50_duration_ms: 100,
+      p95_duration_ms: 1500,
+    });
+    // 12,345 ms is counted to 100 ms.
+    expect(day.series[18]).toMatchObject({ succeeded: 0, failed: 1, attempts: 1, p50_duration_ms: 12_300 });
+    expect(day.series.filter((b: { attempts: number }) => b.attempts > 0)).toHaveLength(2);
+
+    const week = await stats('7d');
+    expect(week.counts).toEqual({ pending: 1, succeeded: 3, failed: 2, cancelled: 1 });
+    expect(week.series[3]).toMatchObject({ succeeded: 1, failed: 0, attempts: 1, p50_duration_ms: 70 });
+    const sum = (series: { succeeded: number; failed: number }[]) =>
+      series.reduce((s, b) => ({ succeeded: s.succeeded + b.succeeded, failed: s.failed + b.failed }), {
+        succeeded: 0,
+        failed: 0,
+      });
+    expect(sum(week.series)).toEqual({ succeeded: 3, failed: 2 });
+
+    const month = await stats('30d');
+    expect(month.counts).toEqual({ pending: 1, succeeded: 4, failed: 2, cancelled: 1 });
+    expect(month.series[9]).toMatchObject({ succeeded: 1, attempts: 1, p95_duration_ms: 80 });
+    expect(sum(month.series)).toEqual({ succeeded: 4, failed: 2 });
+  });
+
+  it('counts nothing of another webhook', async () => {
+    const { id: tenantId, key, webhookId } = await webhook(h());
+    const other = (await h().api('POST', '/api/v1/webhooks', { key, body: webhookBody() })).json().data;
+    await store(h(), tenantId, other.id, [{ at: Date.now() - 1000, status: 'succeeded', durations: [10] }]);
+    const data = (await h().api('GET', `/api/v1/webhooks/${webhookId}/stats`, { key })).json().data;
+    expect(data.counts.succeeded).toBe(0);
+    expect(data.series.every((b: { attempts: number }) => b.attempts === 0)).toBe(true);
+  });
+
+  it.each(['1h', '24H', '', '7d,30d'])('refuses window=%j with 422 naming the field', async (window) => {
+    const { key, webhookId } = await webhook(h());
+    const res = await h().api(
+      'GET',
+      `/api/v1/webhooks/${webhookId}/stats?window=${encodeURIComponent(window)}`,
+      {
+        key,
+      },
+    );
+    expect(res.statusCode).toBe(422);
+    expect(res.json().errors.window).toEqual(['The window must be one of: 24h, 7d, 30d.']);
+  });
+
+  it("answers 404 for another tenant's webhook and a missing one", async () => {
+    const { webhookId } = await webhook(h());
+    const other = await h().tenant();
+    const res = await h().api('GET', `/api/v1/webhooks/${webhookId}/stats`, { key: other.key });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error).toBe('Resource not found');
+    expect((await h().api('GET', '/api/v1/webhooks/987654/stats', { key: other.key })).statusCode).toBe(404);
+  });
+
+  it('is in the OpenAPI document', async () => {
+    const doc = (await h().api('GET', '/api/v1/openapi.json')).json();
+    const stats = doc.paths['/api/v1/webhooks/{id}/stats'].get;
+    expect(stats.parameters.find((p: { name: string }) => p.name === 'window').schema).toMatchObject({
+      enum: ['24h', '7d', '30d'],
+      default: '24h',
+    });
+  });
+});
