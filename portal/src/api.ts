@@ -133,7 +133,7 @@ async function request<T, M = Record<string, unknown>>(
   if (!response.ok) {
     const message = json?.error ?? `The service answered ${response.status}.`;
     // A key that no longer works (revoked, expired) ends the session; the sign-in page says why.
-    if (response.status === 401 && key) signedOut(message);
+    if (response.status === 401 && key && key === currentKey()) signedOut(message);
     throw new ApiError(response.status, message, json?.errors ?? {});
   }
   if (!json) throw new ApiError(response.status, 'The service sent an answer that is not JSON.');
