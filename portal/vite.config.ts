@@ -6,6 +6,8 @@ export default defineConfig({
   base: '/portal/',
   publicDir: 'public',
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
+  // `npm run dev:portal`: the portal with live reload, talking to the service on port 8080.
+  server: { proxy: { '/api': 'http://localhost:8080' } },
   build: {
     outDir: '../dist/portal',
     emptyOutDir: true,
