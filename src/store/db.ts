@@ -94,8 +94,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   return { db, dialect: 'sqlite', wakeups: new EventEmitter(), close: () => db.destroy() };
 }
 
-/** Applies every pending migration; safe to run from several processes at once on PostgreSQL. */
-export async function migrate(store: Store): Promise<string[]> {
+/**
+ * Applies every pending migration (up to and including `upTo` when given); safe to run from
+ * several processes at once on PostgreSQL.
+ */
+export async function migrate(store: Store, upTo?: string): Promise<string[]> {
   // Kysely looks for its own tables in every schema; name ours, so that another schema's
   // migrations (another app, another test run) are not taken for these.
   const schema =
@@ -107,7 +110,7 @@ export async function migrate(store: Store): Promise<string[]> {
     provider: { getMigrations: async () => migrations(store.dialect) },
     ...(schema && { migrationTableSchema: schema }),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = await (upTo ? migrator.migrateTo(upTo) : migrator.migrateToLatest());
   if (error) throw error;
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
