@@ -89,6 +89,11 @@ function App() {
 
   useEffect(() => {
     if (linkToken === undefined) return;
+    if (linkToken === '') {
+      signedOut('This portal link is not valid: copy the whole link, or ask for a new one.');
+      setExchanging(false);
+      return;
+    }
     api
       .exchangeLink(linkToken)
       .then((answer) => signIn(answer.data.key))

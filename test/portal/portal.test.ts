@@ -140,6 +140,11 @@ describe('tenant portal in Chromium', () => {
       await again.getByText(/expired or was already used/).waitFor();
       expect(again.url()).toBe(`${base}/portal/`);
 
+      const mangled = await newPage();
+      await mangled.goto(`${base}/portal/#token=${token.slice(0, 10)}%20cut`);
+      await mangled.getByText(/This portal link is not valid/).waitFor();
+      expect(mangled.url()).toBe(`${base}/portal/`);
+
       // Signing out of a portal session ends its key on the server.
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByRole('heading', { name: 'Sign in to your webhooks' }).waitFor();
