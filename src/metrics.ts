@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from './store/db.js';
 import { queueHealth } from './store/deliveries.js';
 
@@ -10,6 +10,13 @@ export class Metrics {
     name: 'webhook_deliveries_total',
     help: 'Delivery attempts by outcome: succeeded, retrying (failed, will be retried) or failed (gave up).',
     labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly claimSize = new Histogram({
+    name: 'webhook_claim_size',
+    help: 'Deliveries leased per claim of a worker (each claim is one query).',
+    buckets: [0, 1, 2, 5, 10, 25, 50, 100],
     registers: [this.registry],
   });
 
@@ -29,6 +36,8 @@ export class Metrics {
   });
 
   constructor(store: Store) {
+    // The process's own: memory, heap, event-loop delay, CPU, open handles.
+    collectDefaultMetrics({ register: this.registry });
     let health: Promise<{ due: number; oldestDueAgeSeconds: number }> | undefined;
     // One query serves both gauges of a scrape.
     const read = () => {

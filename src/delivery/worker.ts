@@ -77,6 +77,7 @@ export class DeliveryWorker {
   private claiming = false;
   private claimedSinceAnalyze = 0;
   private analyzedAt = 0;
+  private vacuumNoted = false;
   private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
@@ -171,6 +172,7 @@ export class DeliveryWorker {
             leaseMarginMs: delivery.leaseMarginMs,
           });
           this.claiming = false;
+          this.options.metrics.claimSize.observe(claimed.length);
           await this.launch(claimed);
           await this.keepStatisticsFresh(claimed.length);
           full = claimed.length === limit;
@@ -199,7 +201,13 @@ export class DeliveryWorker {
     if (this.claimedSinceAnalyze < 1000 || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
     this.claimedSinceAnalyze = 0;
     this.analyzedAt = Date.now();
-    await refreshQueueStatistics(this.options.store);
+    const { vacuumed } = await refreshQueueStatistics(this.options.store);
+    if (vacuumed && !this.vacuumNoted) {
+      this.vacuumNoted = true;
+      this.options.log.info(
+        'autovacuum is off: the worker vacuums the delivery queue every minute of steady work',
+      );
+    }
   }
 
   /** Waits `ms`, or less when woken or stopped. */

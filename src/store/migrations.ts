@@ -219,6 +219,23 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0005_webhook_event_list': {
+      // The subscribed types also as a JSON list on the webhook, so that reading a webhook is one
+      // query; webhook_events stays the index that fan-out looks types up in.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .alterTable('webhooks')
+          .addColumn('events', 'text', (c) => c.notNull().defaultTo('[]'))
+          .execute();
+        const list =
+          dialect === 'postgres'
+            ? sql`(select coalesce(json_agg(e.event_type order by e.position), '[]')::text
+                from webhook_events e where e.webhook_id = webhooks.id)`
+            : sql`(select coalesce(json_group_array(event_type), '[]') from
+                (select e.event_type from webhook_events e where e.webhook_id = webhooks.id order by e.position))`;
+        await sql`update webhooks set events = ${list}`.execute(db);
+      },
+    },
     '0006_portal_links': {
       async up(db: Kysely<unknown>) {
         // Keys that stop working by themselves: the portal's session keys.

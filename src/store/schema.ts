@@ -37,6 +37,8 @@ export interface WebhookTable {
   url: string;
   is_active: number;
   headers: string;
+  /** The subscribed types as a JSON list, in the order given (webhook_events holds them too). */
+  events: Generated<string>;
   retry_count: number;
   timeout_seconds: number;
   secret_ciphertext: string;

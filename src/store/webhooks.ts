@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { ALL_EVENTS } from '../domain/events.js';
 import type { Store } from './db.js';
 import type { Database, WebhookTable } from './schema.js';
@@ -49,25 +49,17 @@ export interface WebhookFilter {
 
 type Row = Selectable<WebhookTable>;
 
-function toWebhook(row: Row, events: string[]): Webhook {
-  const { deleted_at: _deleted, ...rest } = row;
-  return { ...rest, is_active: row.is_active === 1, headers: JSON.parse(row.headers), events };
+function toWebhook(row: Row): Webhook {
+  const { deleted_at: _deleted, failing_since: _failing, ...rest } = row;
+  return {
+    ...rest,
+    is_active: row.is_active === 1,
+    headers: JSON.parse(row.headers),
+    events: JSON.parse(row.events),
+  };
 }
 
-async function eventsOf(db: Kysely<Database>, ids: number[]): Promise<Map<number, string[]>> {
-  const map = new Map<number, string[]>(ids.map((id) => [id, []]));
-  if (ids.length === 0) return map;
-  const rows = await db
-    .selectFrom('webhook_events')
-    .select(['webhook_id', 'event_type'])
-    .where('webhook_id', 'in', ids)
-    .orderBy('webhook_id')
-    .orderBy('position')
-    .execute();
-  for (const row of rows) map.get(row.webhook_id)?.push(row.event_type);
-  return map;
-}
-
+/** The subscribed types, in both places: the list on the webhook and the rows fan-out looks up. */
 async function replaceEvents(db: Kysely<Database>, webhookId: number, events: string[]): Promise<void> {
   await db.deleteFrom('webhook_events').where('webhook_id', '=', webhookId).execute();
   await db
@@ -87,6 +79,7 @@ export async function createWebhook(store: Store, tenantId: number, input: NewWe
         tenant_id: tenantId,
         is_active: fields.is_active ? 1 : 0,
         headers: JSON.stringify(fields.headers),
+        events: JSON.stringify(events),
         failure_count: 0,
         created_at: now,
         updated_at: now,
@@ -94,7 +87,7 @@ export async function createWebhook(store: Store, tenantId: number, input: NewWe
       .returningAll()
       .executeTakeFirstOrThrow();
     await replaceEvents(trx, row.id, events);
-    return toWebhook(row, events);
+    return toWebhook(row);
   });
 }
 
@@ -107,8 +100,7 @@ export async function findWebhook(store: Store, tenantId: number, id: number): P
     .where('id', '=', id)
     .where('deleted_at', 'is', null)
     .executeTakeFirst();
-  if (!row) return undefined;
-  return toWebhook(row, (await eventsOf(store.db, [row.id])).get(row.id) ?? []);
+  return row && toWebhook(row);
 }
 
 export async function listWebhooks(
@@ -135,15 +127,20 @@ export async function listWebhooks(
       ),
     );
   }
-  const [rows, count] = await Promise.all([
-    query.selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute(),
-    query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow(),
-  ]);
-  const events = await eventsOf(
-    store.db,
-    rows.map((r) => r.id),
-  );
-  return { webhooks: rows.map((r) => toWebhook(r, events.get(r.id) ?? [])), total: Number(count.total) };
+  // The total comes with the page (one query); a page past the end needs it counted alone.
+  const rows = await query
+    .selectAll()
+    .select(sql<number>`count(*) over ()`.as('total'))
+    .orderBy('id')
+    .limit(page.limit)
+    .offset(page.offset)
+    .execute();
+  const total =
+    rows[0]?.total ??
+    (page.offset === 0
+      ? 0
+      : (await query.select((eb) => eb.fn.countAll<number>().as('total')).executeTakeFirstOrThrow()).total);
+  return { webhooks: rows.map(({ total: _total, ...row }) => toWebhook(row)), total: Number(total) };
 }
 
 export async function updateWebhook(
@@ -159,6 +156,7 @@ export async function updateWebhook(
       .set({
         ...plain,
         ...(headers !== undefined && { headers: JSON.stringify(headers) }),
+        ...(events !== undefined && { events: JSON.stringify(events) }),
         // Turning a webhook on again clears why and when it was switched off.
         ...(is_active !== undefined && { is_active: is_active ? 1 : 0 }),
         ...(is_active === true && { disabled_reason: null, disabled_at: null }),
@@ -171,7 +169,7 @@ export async function updateWebhook(
       .executeTakeFirst();
     if (!row) return undefined;
     if (events !== undefined) await replaceEvents(trx, id, events);
-    return toWebhook(row, events ?? (await eventsOf(trx, [id])).get(id) ?? []);
+    return toWebhook(row);
   });
 }
 
@@ -201,8 +199,7 @@ export async function rotateWebhookSecret(
     .where('deleted_at', 'is', null)
     .returningAll()
     .executeTakeFirst();
-  if (!row) return undefined;
-  return toWebhook(row, (await eventsOf(store.db, [row.id])).get(row.id) ?? []);
+  return row && toWebhook(row);
 }
 
 /**

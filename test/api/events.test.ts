@@ -178,6 +178,9 @@ describeContract('publish API', (h) => {
       'webhook_attempt_duration_seconds',
       'webhook_queue_due',
       'webhook_queue_oldest_due_age_seconds',
+      'webhook_claim_size_bucket',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
       'http_request_duration_seconds_bucket{le="0.001",method="GET",route="/healthz",status_code="200"}',
     ]) {
       expect(res.body).toContain(name);
