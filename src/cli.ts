@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { buildApp } from './api/app.js';
+import { type AppOptions, buildApp } from './api/app.js';
+import { deliveriesCommand, pruneCommand, recoverCommand } from './cli/deliveries.js';
 import { type Config, loadConfig } from './config.js';
 import { PLANS } from './domain/plans.js';
 import { openConfiguredStore, ROLES, type Role, serve } from './server.js';
@@ -35,21 +36,28 @@ function plan(value: string): string {
   return value;
 }
 
-/** Sends one operator API request and prints the answer; a failed request sets exit code 1. */
-async function operator(
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/**
+ * Sends one operator API request in process. A failed request prints its error (and the field
+ * errors) to stderr, sets exit code 1 and gives undefined; otherwise the answer's body.
+ */
+async function request(
+  method: Method,
   url: string,
   body?: object,
-): Promise<void> {
+  appOptions: Pick<AppOptions, 'onRecoverProgress'> = {},
+): Promise<{ data?: unknown; meta?: Record<string, unknown> } | undefined> {
   const cfg = config();
   const store = await openConfiguredStore(cfg);
   try {
     await migrate(store);
-    const app = await buildApp({ config: cfg, store });
+    const app = await buildApp({ config: cfg, store, ...appOptions });
     const response = await app.inject({
       method,
       url,
-      headers: { authorization: `Bearer ${cfg.adminToken}` },
+      // Links the API makes (portal links) name this host when PUBLIC_URL is not set.
+      headers: { authorization: `Bearer ${cfg.adminToken}`, host: `localhost:${cfg.port}` },
       ...(body && { payload: body }),
     });
     await app.close();
@@ -60,14 +68,19 @@ async function operator(
         for (const message of messages) process.stderr.write(`  ${field}: ${message}\n`);
       }
       process.exitCode = 1;
-    } else if (response.statusCode === 204) {
-      process.stdout.write('Done.\n');
-    } else {
-      process.stdout.write(`${JSON.stringify(response.json().data, null, 2)}\n`);
+      return undefined;
     }
+    return response.statusCode === 204 ? {} : response.json();
   } finally {
     await store.close();
   }
+}
+
+/** Sends one operator API request and prints the answer's data as JSON. */
+async function operator(method: Method, url: string, body?: object): Promise<void> {
+  const answer = await request(method, url, body);
+  if (!answer) return;
+  process.stdout.write(answer.data === undefined ? 'Done.\n' : `${JSON.stringify(answer.data, null, 2)}\n`);
 }
 
 const program = new Command('plandocket-webhooks')
@@ -148,6 +161,19 @@ key
   .action((slug: string, id: string) =>
     operator('DELETE', `/internal/v1/tenants/${encodeURIComponent(slug)}/api-keys/${encodeURIComponent(id)}`),
   );
+
+program
+  .command('portal-link <tenant>')
+  .description(
+    'make a one-time link that signs the tenant in to the portal (PUBLIC_URL sets its host; valid for PORTAL_LINK_TTL)',
+  )
+  .action((slug: string) =>
+    operator('POST', `/internal/v1/tenants/${encodeURIComponent(slug)}/portal-links`),
+  );
+
+program.addCommand(deliveriesCommand(request));
+program.addCommand(recoverCommand(request));
+program.addCommand(pruneCommand(request));
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);

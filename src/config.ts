@@ -24,6 +24,18 @@ export interface Config {
   allowHttpTargets: boolean;
   allowedTargetCidrs: string[];
   delivery: DeliveryConfig;
+  /** Deliveries that are over, and their attempts, are kept this many days. */
+  retentionDays: number;
+  portal: PortalConfig;
+}
+
+export interface PortalConfig {
+  /** Where tenants reach this service (`https://webhooks.example.com`); links are made with it. */
+  publicUrl: string | undefined;
+  /** How long a portal link may wait to be opened. */
+  linkTtlMs: number;
+  /** How long the session key that a portal link gives lasts. */
+  sessionTtlMs: number;
 }
 
 export interface DeliveryConfig {
@@ -129,6 +141,25 @@ function delivery(env: Env): DeliveryConfig {
   };
 }
 
+function portal(env: Env): PortalConfig {
+  const raw = env.PUBLIC_URL || undefined;
+  let publicUrl: string | undefined;
+  if (raw !== undefined) {
+    const url = URL.canParse(raw) ? new URL(raw) : undefined;
+    if (!url || !/^https?:$/.test(url.protocol) || url.search || url.hash || url.username) {
+      throw new ConfigError(
+        `PUBLIC_URL must be an http(s) URL such as https://webhooks.example.com, got "${raw}"`,
+      );
+    }
+    publicUrl = url.href.replace(/\/+$/, '');
+  }
+  return {
+    publicUrl,
+    linkTtlMs: duration(env, 'PORTAL_LINK_TTL', '15m'),
+    sessionTtlMs: duration(env, 'PORTAL_SESSION_TTL', '8h'),
+  };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function logLevel(env: Env): string {
@@ -187,6 +218,8 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     allowHttpTargets: boolean(env, 'ALLOW_HTTP_TARGETS'),
     allowedTargetCidrs: cidrs(env),
     delivery: delivery(env),
+    retentionDays: count(env, 'RETENTION_DAYS', 30, 3650),
+    portal: portal(env),
   };
   const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;
 

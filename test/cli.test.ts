@@ -189,6 +189,7 @@ describe('command line', () => {
           key_prefix: expect.any(String),
           created_at: key.created_at,
           last_used_at: null,
+          expires_at: null,
         },
       ]);
       expect(key.key.startsWith(keys[0].key_prefix)).toBe(true);
@@ -202,6 +203,30 @@ describe('command line', () => {
       const again = await cli(['key', 'revoke', 'acme', String(key.id)], env);
       expectFailure(again, 'revoking a revoked key');
       expect(again.stderr).toBe('Resource not found\n');
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'portal-link prints a one-time link to the portal for a tenant; an unknown tenant exits 1',
+    async () => {
+      await cliJson(
+        ['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business', '--features', 'webhooks'],
+        env,
+      );
+      const link = await cliJson(['portal-link', 'acme'], { ...env, PORT: '9123' });
+      expect(link.url).toMatch(/^http:\/\/localhost:9123\/portal\/#token=pdp_[A-Za-z0-9_-]{43}$/);
+      expect(Date.parse(link.expires_at)).toBeGreaterThan(Date.now());
+      const atPublicUrl = await cliJson(['portal-link', 'acme'], {
+        ...env,
+        PUBLIC_URL: 'https://webhooks.example.com',
+      });
+      expect(atPublicUrl.url).toMatch(/^https:\/\/webhooks\.example\.com\/portal\/#token=pdp_/);
+      expect(atPublicUrl.url).not.toBe(link.url);
+
+      const unknown = await cli(['portal-link', 'nobody'], env);
+      expectFailure(unknown, 'portal link for an unknown tenant');
+      expect(unknown.stderr).toBe('Resource not found\n');
     },
     TIMEOUT,
   );
@@ -297,6 +322,138 @@ describe('command line', () => {
       });
     },
     TIMEOUT,
+  );
+
+  it(
+    'inspects, retries and recovers deliveries, sends a test event and prunes: tables, or JSON with --json',
+    async () => {
+      await cliJson(
+        ['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business', '--features', 'webhooks'],
+        env,
+      );
+      const { key } = await cliJson(['key', 'create', 'acme', '--name', 'ci'], env);
+      // A webhook (there is no CLI command for them: tenants make them) and three events for it.
+      const { buildApp } = await import('../src/api/app.js');
+      const { loadConfig } = await import('../src/config.js');
+      const { openStore } = await import('../src/store/db.js');
+      const config = loadConfig({ DATA_DIR: dataDir });
+      const store = await openStore({ sqlitePath: config.sqlitePath });
+      const app = await buildApp({ config, store });
+      const webhook = (
+        await app.inject({
+          method: 'POST',
+          url: '/api/v1/webhooks',
+          headers: { authorization: `Bearer ${key}` },
+          payload: { url: 'https://example.com/hooks', events: ['*'] },
+        })
+      ).json().data;
+      const hook = String(webhook.id);
+      const since = new Date(Date.now() - 60_000).toISOString();
+      for (const n of [1, 2, 3]) {
+        const published = await app.inject({
+          method: 'POST',
+          url: '/internal/v1/events',
+          headers: { authorization: `Bearer ${config.adminToken}` },
+          payload: { tenant: 'acme', type: 'invoice.paid', data: { n } },
+        });
+        expect(published.statusCode).toBe(202);
+      }
+      await app.close();
+      // No worker runs here: the deliveries are made to have failed, as a worker would record it.
+      await store.db
+        .updateTable('deliveries')
+        .set({ status: 'failed', attempts: 4, next_attempt_at: null })
+        .execute();
+      await store.close();
+
+      // Commands that only read run side by side (each CLI run costs about a second).
+      const [listed, page, tableRun] = await Promise.all([
+        cliJson(['deliveries', 'list', 'acme', hook, '--status', 'failed', '--json'], env),
+        cliJson(['deliveries', 'list', 'acme', hook, '--limit', '2', '--json'], env),
+        cli(['deliveries', 'list', 'acme', hook], env),
+      ]);
+      expect(listed.next_cursor).toBeNull();
+      expect(listed.data).toHaveLength(3);
+      expect(listed.data.map((d: { status: string }) => d.status)).toEqual(['failed', 'failed', 'failed']);
+      const [newest, , oldest] = listed.data;
+      expect(page.data.map((d: { id: string }) => d.id)).toEqual([newest.id, listed.data[1].id]);
+
+      expect(tableRun.code, tableRun.stderr).toBe(0);
+      const lines = tableRun.stdout.trimEnd().split('\n');
+      expect(lines).toHaveLength(4);
+      expect(lines[0]).toMatch(/^ID +STATUS +EVENT +ATTEMPTS +CODE +CREATED +NEXT ATTEMPT \/ LAST ERROR$/);
+      const statusColumn = (lines[0] as string).indexOf('STATUS');
+      for (const line of lines.slice(1)) {
+        expect(line.slice(statusColumn, statusColumn + 6)).toBe('failed');
+        expect(line).toContain('invoice.paid');
+      }
+
+      const [rest, shown, shownText] = await Promise.all([
+        cliJson(
+          ['deliveries', 'list', 'acme', hook, '--limit', '2', '--cursor', page.next_cursor, '--json'],
+          env,
+        ),
+        cliJson(['deliveries', 'show', 'acme', hook, oldest.id, '--json'], env),
+        cli(['deliveries', 'show', 'acme', hook, oldest.id], env),
+      ]);
+      expect(rest.data.map((d: { id: string }) => d.id)).toEqual([oldest.id]);
+      expect(JSON.parse(shown.payload)).toMatchObject({
+        id: oldest.event_id,
+        type: 'invoice.paid',
+        data: { n: 1 },
+      });
+      expect(shown.attempt_history).toEqual([]);
+      expect(shownText.stdout).toMatch(/^Delivery: +dlv_/);
+      expect(shownText.stdout).toContain(shown.payload);
+
+      const retried = await cliJson(['deliveries', 'retry', 'acme', hook, oldest.id, '--json'], env);
+      expect(retried).toMatchObject({ id: oldest.id, status: 'pending', attempts: 4 });
+
+      const recovered = await cli(['recover', 'acme', hook, '--since', since], env);
+      expect(recovered.code, recovered.stderr).toBe(0);
+      expect(recovered.stdout).toBe('Queued 2 failed deliveries again.\n');
+      expect(recovered.stderr).toBe('');
+
+      const [again, test, pruned, prunedJson] = await Promise.all([
+        cliJson(['recover', 'acme', hook, '--since', since, '--json'], env),
+        cliJson(['deliveries', 'test', 'acme', hook, '--json'], env),
+        cli(['prune'], env),
+        cliJson(['prune', '--json'], env),
+      ]);
+      expect(again).toEqual({ queued: 0 });
+      expect(test).toMatchObject({ event_type: 'webhook.test', status: 'pending', is_test: true });
+      expect(pruned.code, pruned.stderr).toBe(0);
+      expect(pruned.stdout).toBe('Pruned 0 deliveries and 0 events.\n');
+      expect(prunedJson).toEqual({ deliveries: 0, events: 0 });
+
+      const cases: [string, string[], RegExp][] = [
+        ['an unknown webhook', ['deliveries', 'list', 'acme', '999'], /^Resource not found\n$/],
+        ['an unknown tenant', ['deliveries', 'list', 'nope', hook], /^Resource not found\n$/],
+        ['an unknown delivery', ['deliveries', 'show', 'acme', hook, 'dlv_nope'], /^Resource not found\n$/],
+        [
+          'bad list options',
+          ['deliveries', 'list', 'acme', hook, '--limit', '0', '--status', 'done'],
+          /^Validation failed\n {2}limit: .*\n {2}status: /,
+        ],
+        [
+          'a recovery reaching too far back',
+          ['recover', 'acme', hook, '--since', '2020-01-01T00:00:00Z'],
+          /^Validation failed\n {2}since: The since must be within the last 14 days\.\n$/,
+        ],
+        ['a recovery without --since', ['recover', 'acme', hook], /required option '--since <time>'/],
+      ];
+      const [pending, ...runs] = await Promise.all([
+        cliJson(['deliveries', 'list', 'acme', hook, '--status', 'pending', '--json'], env),
+        ...cases.map(([, args]) => cli(args, env)),
+      ]);
+      expect(pending.data).toHaveLength(4);
+      cases.forEach(([label, , message], i) => {
+        const run = runs[i] as Run;
+        expectFailure(run, label);
+        expect(run.stderr, label).toMatch(message);
+      });
+    },
+    3 * TIMEOUT,
   );
 
   describe('serve', () => {

@@ -13,10 +13,14 @@ import Fastify, {
 import type { Config } from '../config.js';
 import { Metrics } from '../metrics.js';
 import { isDatabaseUnavailable, type Store } from '../store/db.js';
+import type { RecoverProgress } from '../store/delivery-log.js';
 import { VERSION } from '../version.js';
 import { ApiError, fieldErrorsFromSchema } from './errors.js';
+import { portalFiles } from './portal-files.js';
+import { deliveryRoutes } from './routes/deliveries.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { portalLinkRoutes } from './routes/portal-links.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
@@ -30,6 +34,8 @@ export interface AppOptions {
   /** Shared with the worker of the same process; made here when absent. */
   metrics?: Metrics;
   logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
+  /** Told how a recovery of failed deliveries advances (the command line's progress bar). */
+  onRecoverProgress?: (progress: RecoverProgress) => void;
 }
 
 /** Log lines never carry keys: `?api_key=` is cut from logged URLs, headers are not logged. */
@@ -173,8 +179,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(healthRoutes(store));
   await app.register(webhookRoutes(config, store));
+  await app.register(
+    deliveryRoutes(config, store, {
+      ...(options.onRecoverProgress && { onRecoverProgress: options.onRecoverProgress }),
+    }),
+  );
   await app.register(tenantRoutes(config, store));
   await app.register(eventRoutes(config, store));
+  await app.register(portalLinkRoutes(config, store));
+  await app.register(portalFiles(), { prefix: '/portal' });
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/portal/'));
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );

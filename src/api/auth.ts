@@ -66,6 +66,10 @@ export function tenantAuth(config: Config, store: Store, scope: Scope) {
     const found = await findKeyByHash(store, hashApiKey(key));
     if (!found) throw new ApiError(401, 'Invalid API key.');
     const { tenant, key: apiKey } = found;
+    const now = Date.now();
+    if (apiKey.expires_at !== null && apiKey.expires_at <= now) {
+      throw new ApiError(401, 'This session has expired: sign in again.');
+    }
     const hostSlug = slugFromHost(request.hostname, config.baseDomain);
     if (hostSlug !== undefined && hostSlug !== tenant.slug) {
       throw new ApiError(401, 'This API key does not belong to this tenant.');
@@ -73,7 +77,6 @@ export function tenantAuth(config: Config, store: Store, scope: Scope) {
     request.tenant = tenant;
     request.apiKey = apiKey;
 
-    const now = Date.now();
     await enforceRateLimit(store, config.rateLimits[tenant.plan], tenant.id, now, reply);
     if (apiKey.last_used_at === null || now - apiKey.last_used_at > TOUCH_INTERVAL_MS) {
       await touchApiKey(store, apiKey.id, now);

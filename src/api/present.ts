@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { decryptSecret } from '../domain/secrets.js';
 import type { Buckets, StatsWindow } from '../domain/stats.js';
+import type { Attempt, Delivery } from '../store/delivery-log.js';
 import type { WebhookStats } from '../store/stats.js';
 import type { ApiKey, Tenant } from '../store/tenants.js';
 import type { Webhook } from '../store/webhooks.js';
@@ -55,6 +56,7 @@ export function presentApiKey(key: ApiKey) {
     key_prefix: key.key_prefix,
     created_at: iso(key.created_at),
     last_used_at: isoOrNull(key.last_used_at),
+    expires_at: isoOrNull(key.expires_at),
   };
 }
 
@@ -69,4 +71,41 @@ export function presentTenant(tenant: Tenant, keys?: ApiKey[]) {
     updated_at: iso(tenant.updated_at),
     ...(keys && { api_keys: keys.map(presentApiKey) }),
   };
+}
+
+export function presentDelivery(delivery: Delivery) {
+  return {
+    id: delivery.id,
+    event_id: delivery.event_id,
+    event_type: delivery.event_type,
+    status: delivery.status,
+    attempts: delivery.attempts,
+    next_attempt_at: isoOrNull(delivery.next_attempt_at),
+    last_status_code: delivery.last_status_code,
+    last_error: delivery.last_error,
+    created_at: iso(delivery.created_at),
+    updated_at: iso(delivery.updated_at),
+    is_test: delivery.is_test === 1,
+  };
+}
+
+export function presentAttempt(attempt: Attempt) {
+  return {
+    number: attempt.number,
+    started_at: iso(attempt.started_at),
+    duration_ms: attempt.duration_ms,
+    request_headers: JSON.parse(attempt.request_headers) as Record<string, string>,
+    response_status: attempt.response_status,
+    response_headers:
+      attempt.response_headers === null
+        ? null
+        : (JSON.parse(attempt.response_headers) as Record<string, string>),
+    response_body: attempt.response_body,
+    error: attempt.error,
+  };
+}
+
+/** The Payload View: the delivery, the exact body it sends, and every attempt. */
+export function presentDeliveryDetail(delivery: Delivery, payload: string, attempts: Attempt[]) {
+  return { ...presentDelivery(delivery), payload, attempt_history: attempts.map(presentAttempt) };
 }

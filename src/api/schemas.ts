@@ -199,6 +199,86 @@ export const EventType = Type.Object({
   subscribable: Type.Boolean(),
 });
 
+// ---- Deliveries: the log, the payload view, retries, recovery, test events ----
+
+export const DELIVERY_STATUSES = ['pending', 'succeeded', 'failed', 'cancelled'] as const;
+const DateTime = (description: string) => Type.String({ format: 'date-time', description });
+
+export const DeliveryParams = Type.Object({ id: Type.String(), delivery_id: Type.String() });
+
+export const ListDeliveriesQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 25 }),
+  cursor: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 200, description: "The previous page's meta.next_cursor." }),
+  ),
+  status: Type.Optional(Type.Enum([...DELIVERY_STATUSES])),
+  event: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'An event type.' })),
+  since: Type.Optional(DateTime('Deliveries created at or after this time (RFC 3339).')),
+  until: Type.Optional(DateTime('Deliveries created at or before this time (RFC 3339).')),
+});
+
+const deliveryFields = {
+  id: Type.String({ description: 'Sent as X-Webhook-Delivery, the same on every attempt.' }),
+  event_id: Type.String(),
+  event_type: Type.String(),
+  status: Type.Enum([...DELIVERY_STATUSES]),
+  attempts: Type.Integer({ description: 'Attempts made so far.' }),
+  next_attempt_at: NullableTimestamp,
+  last_status_code: Type.Union([Type.Integer(), Type.Null()]),
+  last_error: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  is_test: Type.Boolean({ description: 'A test event sent by hand.' }),
+};
+
+export const Delivery = Type.Object(deliveryFields);
+
+export const DeliveryList = envelope(
+  Type.Array(Delivery),
+  Type.Object({
+    request_id: Type.String(),
+    limit: Type.Integer(),
+    next_cursor: Type.Union([Type.String(), Type.Null()], {
+      description: 'Pass as `cursor` for the next (older) page; null on the last page.',
+    }),
+  }),
+);
+
+const Attempt = Type.Object({
+  number: Type.Integer(),
+  started_at: Timestamp,
+  duration_ms: Type.Integer(),
+  request_headers: MapOf(Type.String(), {
+    description: 'As sent; values of custom headers that look like credentials are masked.',
+  }),
+  response_status: Type.Union([Type.Integer(), Type.Null()]),
+  response_headers: Type.Union([MapOf(Type.String()), Type.Null()]),
+  response_body: Type.Union([Type.String(), Type.Null()], {
+    description: 'The first 16 KiB; a body that is not UTF-8 is given as `base64:...`.',
+  }),
+  error: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const DeliveryDetail = Type.Object({
+  ...deliveryFields,
+  payload: Type.String({ description: 'The exact request body, as signed.' }),
+  attempt_history: Type.Array(Attempt),
+});
+
+export const RecoverBody = Type.Object(
+  {
+    since: DateTime('Failed deliveries created at or after this time, at most 14 days ago.'),
+    until: Type.Optional(DateTime('... and at or before this time; default now.')),
+  },
+  { additionalProperties: false },
+);
+
+export const Recovered = Type.Object({
+  queued: Type.Integer({ description: 'Failed deliveries queued again.' }),
+});
+
+export const Pruned = Type.Object({ deliveries: Type.Integer(), events: Type.Integer() });
+
 // ---- Tenants and keys (operator API) ----
 
 export const Slug = Type.String({ pattern: SLUG_PATTERN, maxLength: 63 });
@@ -232,6 +312,7 @@ const ApiKeySummary = Type.Object({
   key_prefix: Type.String(),
   created_at: Timestamp,
   last_used_at: NullableTimestamp,
+  expires_at: Type.Union([Timestamp, Type.Null()], { description: 'Portal sessions end by themselves.' }),
 });
 
 export const Tenant = Type.Object({
@@ -259,4 +340,31 @@ export const CreatedApiKey = Type.Object({
   scopes: Type.Array(Type.String()),
   key: Type.String({ description: 'The key itself; shown only in this response.' }),
   created_at: Timestamp,
+});
+
+// ---- The portal: one-time links and sessions ----
+
+export const PortalLink = Type.Object({
+  url: Type.String({ description: 'Open it in a browser; it signs in once, before expires_at.' }),
+  expires_at: Timestamp,
+});
+
+export const CreatePortalSessionBody = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 200, description: 'The token of a portal link.' }) },
+  { additionalProperties: false },
+);
+
+export const PortalSession = Type.Object({
+  key: Type.String({ description: "A session key with the 'webhooks' scope; send it as a Bearer token." }),
+  expires_at: Timestamp,
+});
+
+export const PortalIdentity = Type.Object({
+  tenant: Type.Object({ slug: Type.String(), name: Type.String(), plan: Type.String() }),
+  key: Type.Object({
+    name: Type.String(),
+    key_prefix: Type.String(),
+    expires_at: Type.Union([Timestamp, Type.Null()]),
+    is_portal_session: Type.Boolean(),
+  }),
 });

@@ -15,6 +15,7 @@ import {
   refreshQueueStatistics,
   releaseDeliveries,
 } from '../store/deliveries.js';
+import { pruneOldDeliveries } from '../store/retention.js';
 import { listenForDeliveries } from '../store/wakeups.js';
 import { DueTimes } from './due-times.js';
 import { deliveryAgent, type Resolver } from './safe-agent.js';
@@ -46,6 +47,9 @@ const CLAIM_BATCH = 100;
 const STATISTICS_EVERY_MS = 60_000;
 /** At most this many outcomes in one write. */
 const FLUSH_BATCH = 500;
+/** Old deliveries are pruned at start and this often (see RETENTION_DAYS). */
+const PRUNE_EVERY_MS = 5 * 60_000;
+const DAY_MS = 86_400_000;
 /** Deliveries that exhaust their retries before a failing webhook is switched off. */
 const AUTO_DISABLE_MIN_FAILED = 5;
 
@@ -77,6 +81,8 @@ export class DeliveryWorker {
   private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private pruning: Promise<void> | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
@@ -92,6 +98,24 @@ export class DeliveryWorker {
     this.running = true;
     this.stopListening = listenForDeliveries(this.options.store, this.wake, this.options.log);
     this.loop = this.run();
+    this.prune();
+    this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS).unref();
+  }
+
+  /** Removes deliveries older than the retention period, in small batches, one run at a time. */
+  private prune(): void {
+    if (this.pruning || !this.running) return;
+    const { config, store, log } = this.options;
+    this.pruning = pruneOldDeliveries(store, Date.now() - config.retentionDays * DAY_MS, {
+      keepGoing: () => this.running,
+    })
+      .then((pruned) => {
+        if (pruned.deliveries > 0 || pruned.events > 0) log.info(pruned, 'pruned old deliveries and events');
+      })
+      .catch((error) => log.warn({ err: error }, 'pruning old deliveries failed; trying again later'))
+      .finally(() => {
+        this.pruning = undefined;
+      });
   }
 
   /** Look for due work now. */
@@ -107,8 +131,10 @@ export class DeliveryWorker {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    clearInterval(this.pruneTimer);
     this.wake();
     await this.loop;
+    await this.pruning;
     await this.stopListening?.();
     const grace = new Promise((resolve) =>
       setTimeout(resolve, this.options.config.delivery.shutdownGraceMs).unref(),
@@ -243,10 +269,11 @@ export class DeliveryWorker {
     );
     // Aborted by shutdown: not the receiver's fault; the lease is released and it is sent again.
     if (this.shutdown.signal.aborted && result.statusCode === null) return;
+    // An attempt asked for by hand is one attempt: when it fails, the delivery is failed again.
     const decision = decide(
       result,
       delivery.attempts + 1,
-      delivery.retry_count,
+      delivery.manual === 1 ? 0 : delivery.retry_count,
       config.delivery.retrySchedule,
       Date.now(),
     );

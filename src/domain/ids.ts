@@ -33,8 +33,11 @@ export function timeOrderedId(prefix: string, now: number = Date.now()): string 
   return `${prefix}_${timePart(now)}${randomPart()}`;
 }
 
-export const newEventId = () => timeOrderedId('evt');
-export const newDeliveryId = () => timeOrderedId('dlv');
+export const newEventId = (now: number = Date.now()) => timeOrderedId('evt', now);
+export const newDeliveryId = (now: number = Date.now()) => timeOrderedId('dlv', now);
 
-/** The smallest id with this prefix made at or after `ms`: a bound for ranges over time. */
+/**
+ * The smallest id of `prefix` made at millisecond `ms` or later: ids made before it sort below,
+ * the others at or above, so a time range is a range of ids.
+ */
 export const firstIdAt = (prefix: string, ms: number) => `${prefix}_${timePart(Math.max(0, ms))}`;

@@ -17,6 +17,8 @@ export interface ClaimedDelivery {
   timeout_seconds: number;
   retry_count: number;
   secret_ciphertext: string;
+  /** 1 when queued by hand: one attempt, not retried automatically. */
+  manual: number;
   /** During a rotation's grace period, the replaced secret and when it stops signing. */
   previous_secret_ciphertext: string | null;
   previous_secret_expires_at: number | null;
@@ -34,12 +36,15 @@ export interface ClaimOptions {
   leaseMarginMs: number;
 }
 
-/** Pending, due, not leased by a live worker, and the webhook is active (paused ones wait). */
+/**
+ * Pending, due, not leased by a live worker, and the webhook is active (paused ones wait), or
+ * queued by hand (a retry, a recovery, a test) for a webhook that still exists.
+ */
 function claimable(now: number, skipWebhooks: number[]): RawBuilder<unknown> {
   const skip = skipWebhooks.length > 0 ? sql`and d.webhook_id not in (${sql.join(skipWebhooks)})` : sql``;
   return sql`d.status = 'pending' and d.next_attempt_at <= ${now}
     and (d.locked_until is null or d.locked_until <= ${now})
-    and w.is_active = 1 ${skip}`;
+    and (w.is_active = 1 or (d.manual = 1 and w.deleted_at is null)) ${skip}`;
 }
 
 /**
@@ -87,7 +92,7 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
       returning deliveries.id, deliveries.tenant_id, deliveries.webhook_id, deliveries.event_id,
         e.type as event_type, deliveries.attempts, e.payload, w.url, w.headers, w.timeout_seconds,
         w.retry_count, w.secret_ciphertext, w.previous_secret_ciphertext, w.previous_secret_expires_at,
-        deliveries.next_attempt_at`.execute(store.db));
+        deliveries.manual, deliveries.next_attempt_at`.execute(store.db));
   } else {
     // SQLite's RETURNING cannot name the joined tables; a second (in-process) query reads them.
     const { rows: leased } = await sql<{ id: string }>`
@@ -113,6 +118,7 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
         'w.timeout_seconds',
         'w.retry_count',
         'w.secret_ciphertext',
+        'd.manual',
         'w.previous_secret_ciphertext',
         'w.previous_secret_expires_at',
         'd.next_attempt_at',
@@ -305,7 +311,7 @@ async function autoDisableReason(
   return `Disabled automatically: no successful delivery since ${new Date(since).toISOString()} and ${count} deliveries failed after all retries.`;
 }
 
-/** Deliveries due now (of active webhooks) and how long the oldest has waited, for metrics. */
+/** Deliveries due now (that a worker may claim) and how long the oldest has waited, for metrics. */
 export async function queueHealth(
   store: Store,
   now: number,
@@ -313,7 +319,8 @@ export async function queueHealth(
   const { rows } = await sql<{ due: number | string; oldest: number | string | null }>`
     select count(*) as due, min(d.next_attempt_at) as oldest
     from deliveries d join webhooks w on w.id = d.webhook_id
-    where d.status = 'pending' and d.next_attempt_at <= ${now} and w.is_active = 1`.execute(store.db);
+    where d.status = 'pending' and d.next_attempt_at <= ${now}
+      and (w.is_active = 1 or (d.manual = 1 and w.deleted_at is null))`.execute(store.db);
   const row = rows[0];
   const oldest = row?.oldest == null ? now : Number(row.oldest);
   return { due: Number(row?.due ?? 0), oldestDueAgeSeconds: Math.max(0, (now - oldest) / 1000) };

@@ -118,7 +118,7 @@ async function publishInTransaction(trx: Transaction<Database>, events: NewEvent
     const key = `${event.tenantId} ${event.clientId}`;
     const existing = event.clientId !== undefined ? known.get(key) : undefined;
     if (existing) return { id: existing, deliveries: 0, created: false };
-    const id = newEventId();
+    const id = newEventId(now);
     if (event.clientId !== undefined) known.set(key, id);
     eventRows.push({
       id,
@@ -132,10 +132,12 @@ async function publishInTransaction(trx: Transaction<Database>, events: NewEvent
     const webhooks = new Set([...(byType?.get(event.type) ?? []), ...(byType?.get(ALL_EVENTS) ?? [])]);
     for (const webhookId of webhooks) {
       deliveryRows.push({
-        id: newDeliveryId(),
+        // The id carries the creation time exactly: the log's time filters are ranges of ids.
+        id: newDeliveryId(now),
         tenant_id: event.tenantId,
         webhook_id: webhookId,
         event_id: id,
+        event_type: event.type,
         status: 'pending',
         attempts: 0,
         next_attempt_at: now,
@@ -145,6 +147,8 @@ async function publishInTransaction(trx: Transaction<Database>, events: NewEvent
         last_error: null,
         created_at: now,
         updated_at: now,
+        is_test: 0,
+        manual: 0,
       });
     }
     return { id, deliveries: webhooks.size, created: true };

@@ -165,6 +165,34 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0003_delivery_log': {
+      async up(db: Kysely<unknown>) {
+        // The delivery log filters by event type: the type is kept on the delivery itself, so that
+        // the filter walks one index of one table, newest first, like the other filters.
+        await db.schema
+          .alterTable('deliveries')
+          .addColumn('event_type', 'text', (c) => c.notNull().defaultTo(''))
+          .execute();
+        await sql`update deliveries set event_type = (select e.type from events e where e.id = deliveries.event_id)`.execute(
+          db,
+        );
+        // A test event, sent by hand to one webhook.
+        await db.schema
+          .alterTable('deliveries')
+          .addColumn('is_test', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        // Queued by hand (retry, recover, test): one attempt, sent even while the webhook is paused.
+        await db.schema
+          .alterTable('deliveries')
+          .addColumn('manual', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .createIndex('deliveries_webhook_event')
+          .on('deliveries')
+          .columns(['webhook_id', 'event_type', 'id'])
+          .execute();
+      },
+    },
     '0004_secret_rotation': {
       async up(db: Kysely<unknown>) {
         // The secret being replaced keeps signing until it expires (one kept, encrypted too).
@@ -206,6 +234,28 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
             : sql`(select coalesce(json_group_array(event_type), '[]') from
                 (select e.event_type from webhook_events e where e.webhook_id = webhooks.id order by e.position))`;
         await sql`update webhooks set events = ${list}`.execute(db);
+      },
+    },
+    '0006_portal_links': {
+      async up(db: Kysely<unknown>) {
+        // Keys that stop working by themselves: the portal's session keys.
+        await db.schema.alterTable('api_keys').addColumn('expires_at', 'bigint').execute();
+
+        await db.schema
+          .createTable('portal_links')
+          .addColumn('id', 'integer', id)
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('used_at', 'bigint')
+          .addColumn('session_key_id', 'integer', (c) => c.references('api_keys.id').onDelete('set null'))
+          .execute();
+        await db.schema
+          .createIndex('portal_links_tenant')
+          .on('portal_links')
+          .columns(['tenant_id'])
+          .execute();
       },
     },
   };

@@ -26,6 +26,8 @@ export interface ApiKeyTable {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** Keys that end by themselves (the portal's session keys); null for keys that last. */
+  expires_at: number | null;
 }
 
 export interface WebhookTable {
@@ -88,6 +90,8 @@ export interface DeliveryTable {
   tenant_id: number;
   webhook_id: number;
   event_id: string;
+  /** The event's type, kept here for the delivery log's filter. */
+  event_type: string;
   status: string;
   attempts: number;
   next_attempt_at: number | null;
@@ -98,6 +102,10 @@ export interface DeliveryTable {
   last_error: string | null;
   created_at: number;
   updated_at: number;
+  /** 1 for a test event sent by hand to this webhook. */
+  is_test: number;
+  /** 1 when queued by hand (retry, recover, test): one attempt, sent even while the webhook is paused. */
+  manual: number;
 }
 
 export interface AttemptTable {
@@ -117,6 +125,18 @@ export interface AttemptTable {
   error: string | null;
 }
 
+/** A one-time sign-in link to the portal, minted by an operator; only the token's hash is kept. */
+export interface PortalLinkTable {
+  id: Generated<number>;
+  tenant_id: number;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  /** When it was exchanged for a session key; a link is usable once. */
+  used_at: number | null;
+  session_key_id: number | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -126,4 +146,5 @@ export interface Database {
   events: EventTable;
   deliveries: DeliveryTable;
   attempts: AttemptTable;
+  portal_links: PortalLinkTable;
 }

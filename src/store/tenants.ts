@@ -21,6 +21,8 @@ export interface ApiKey {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** A key that ends by itself (a portal session); null for keys that last until revoked. */
+  expires_at: number | null;
 }
 
 /** A key found by its hash, with the tenant it belongs to. */
@@ -72,11 +74,22 @@ export async function updateTenant(
   return row && toTenant(row);
 }
 
-export async function createApiKey(
-  store: Store,
-  input: { tenant_id: number; name: string; scopes: Scope[]; key_hash: string; key_prefix: string },
-): Promise<ApiKey> {
-  const row = await store.db
+export interface NewApiKey {
+  tenant_id: number;
+  name: string;
+  scopes: Scope[];
+  key_hash: string;
+  key_prefix: string;
+  expires_at?: number;
+}
+
+export async function createApiKey(store: Store, input: NewApiKey): Promise<ApiKey> {
+  return insertApiKey(store.db, input);
+}
+
+/** Inserts a key with `db`, which may be a transaction. */
+export async function insertApiKey(db: Store['db'], input: NewApiKey): Promise<ApiKey> {
+  const row = await db
     .insertInto('api_keys')
     .values({ ...input, scopes: JSON.stringify(input.scopes), created_at: Date.now() })
     .returningAll()
@@ -109,6 +122,7 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
       'k.key_prefix',
       'k.created_at as key_created_at',
       'k.last_used_at',
+      'k.expires_at',
       't.id',
       't.slug',
       't.name',
@@ -121,7 +135,7 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
     .where('k.revoked_at', 'is', null)
     .executeTakeFirst();
   if (!row) return undefined;
-  const { key_id, key_name, scopes, key_prefix, key_created_at, last_used_at, ...tenant } = row;
+  const { key_id, key_name, scopes, key_prefix, key_created_at, last_used_at, expires_at, ...tenant } = row;
   return {
     key: {
       id: key_id,
@@ -132,6 +146,7 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
       created_at: key_created_at,
       last_used_at,
       revoked_at: null,
+      expires_at,
     },
     tenant: toTenant(tenant),
   };
@@ -141,13 +156,24 @@ export async function touchApiKey(store: Store, keyId: number, at: number): Prom
   await store.db.updateTable('api_keys').set({ last_used_at: at }).where('id', '=', keyId).execute();
 }
 
-/** A tenant's live keys, oldest first; never their hashes. */
+/** A tenant's live keys (not revoked, not expired), oldest first; never their hashes. */
 export async function listApiKeys(store: Store, tenantId: number): Promise<ApiKey[]> {
   const rows = await store.db
     .selectFrom('api_keys')
-    .select(['id', 'tenant_id', 'name', 'scopes', 'key_prefix', 'created_at', 'last_used_at', 'revoked_at'])
+    .select([
+      'id',
+      'tenant_id',
+      'name',
+      'scopes',
+      'key_prefix',
+      'created_at',
+      'last_used_at',
+      'revoked_at',
+      'expires_at',
+    ])
     .where('tenant_id', '=', tenantId)
     .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', Date.now())]))
     .orderBy('id')
     .execute();
   return rows.map((row) => ({ ...row, scopes: JSON.parse(row.scopes) }));

@@ -142,11 +142,18 @@ describeContract('operator API: tenants and keys', (h) => {
     const doc = (await h().app.inject('/api/v1/openapi.json')).json();
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/v1/portal/session',
+      '/api/v1/portal/sessions',
       '/api/v1/webhooks',
       '/api/v1/webhooks/events',
       '/api/v1/webhooks/{id}',
+      '/api/v1/webhooks/{id}/deliveries',
+      '/api/v1/webhooks/{id}/deliveries/{delivery_id}',
+      '/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry',
+      '/api/v1/webhooks/{id}/recover',
       '/api/v1/webhooks/{id}/rotate-secret',
       '/api/v1/webhooks/{id}/stats',
+      '/api/v1/webhooks/{id}/test',
     ]);
     expect(Object.keys(doc.paths['/api/v1/webhooks/{id}']).sort()).toEqual(['delete', 'get', 'patch']);
     const created = doc.paths['/api/v1/webhooks'].post;

@@ -20,6 +20,7 @@ describe('configuration', () => {
       rateLimits: { standard: 1000, professional: 5000, business: 10000, enterprise: null },
       allowHttpTargets: false,
       allowedTargetCidrs: [],
+      retentionDays: 30,
     });
     expect(told).toEqual([config.adminToken]);
     expect(readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()).toBe(config.adminToken);
@@ -44,6 +45,7 @@ describe('configuration', () => {
       RATE_LIMIT_STANDARD: '10',
       ALLOW_HTTP_TARGETS: 'true',
       ALLOWED_TARGET_CIDRS: '127.0.0.0/8, ::1/128',
+      RETENTION_DAYS: '7',
     });
     expect(config).toMatchObject({
       port: 9000,
@@ -54,6 +56,7 @@ describe('configuration', () => {
       rateLimits: { standard: 10, business: null },
       allowHttpTargets: true,
       allowedTargetCidrs: ['127.0.0.0/8', '::1/128'],
+      retentionDays: 7,
     });
     expect(config.secretsKey.toString('hex')).toBe('ab'.repeat(32));
   });
@@ -70,6 +73,10 @@ describe('configuration', () => {
     ['ALLOWED_TARGET_CIDRS', '10.0.0.0'],
     ['ALLOWED_TARGET_CIDRS', '999.0.0.0/8'],
     ['LOG_LEVEL', 'loud'],
+    ['RETENTION_DAYS', '0'],
+    ['RETENTION_DAYS', '2.5'],
+    ['RETENTION_DAYS', 'forever'],
+    ['RETENTION_DAYS', '3651'],
   ])('stops on a bad %s (%s) with one line naming it', (name, value) => {
     const load = () => loadConfig({ DATA_DIR: dir(), [name]: value });
     expect(load).toThrow(ConfigError);

@@ -31,14 +31,15 @@ import {
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody };
 const dedupe = (list: string[]) => [...new Set(list)];
 
+/** The tenant named in an operator URL; a 404 when there is none. */
+export async function tenantOr404(store: Store, slug: string): Promise<TenantRecord> {
+  const tenant = isSlug(slug) ? await findTenantBySlug(store, slug) : undefined;
+  if (!tenant) throw notFound();
+  return tenant;
+}
+
 /** The operator API: tenants and their API keys, behind the admin token. Not in the public docs. */
 export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
-  async function tenantOr404(slug: string): Promise<TenantRecord> {
-    const tenant = isSlug(slug) ? await findTenantBySlug(store, slug) : undefined;
-    if (!tenant) throw notFound();
-    return tenant;
-  }
-
   return async (app) => {
     app.addHook('onRequest', operatorAuth(config));
     const schema = { hide: true, tags: ['Operators'] };
@@ -59,7 +60,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       '/internal/v1/tenants/:slug',
       { schema: { ...schema, params: SlugParams, response: { 200: envelope(Tenant), ...errors } } },
       async (request) => {
-        const tenant = await tenantOr404(request.params.slug);
+        const tenant = await tenantOr404(store, request.params.slug);
         return { data: presentTenant(tenant, await listApiKeys(store, tenant.id)), meta: meta(request) };
       },
     );
@@ -97,7 +98,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
         },
       },
       async (request, reply) => {
-        const tenant = await tenantOr404(request.params.slug);
+        const tenant = await tenantOr404(store, request.params.slug);
         const key = generateApiKey();
         const created = await createApiKey(store, {
           tenant_id: tenant.id,
@@ -124,7 +125,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       '/internal/v1/tenants/:slug/api-keys/:id',
       { schema: { ...schema, params: KeyParams, response: { 204: Type.Null(), ...errors } } },
       async (request, reply) => {
-        const tenant = await tenantOr404(request.params.slug);
+        const tenant = await tenantOr404(store, request.params.slug);
         if (!(await revokeApiKey(store, tenant.id, parseId(request.params.id)))) throw notFound();
         return reply.code(204).send(null);
       },
