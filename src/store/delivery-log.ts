@@ -32,7 +32,17 @@ export interface LogFilter {
   before?: string | undefined;
 }
 
-/** The log query itself, newest first; exported so that its plan can be checked. */
+/**
+ * The log query itself, newest first; exported so that its plan can be checked.
+ *
+ * Each query walks one index of the webhook's deliveries newest first: (webhook_id, id), or
+ * (webhook_id, status, id) for a status, or (webhook_id, event_type, id) for an event type; with
+ * both, the one of the rarer rows (succeeded deliveries are most of a log, so then the type's).
+ * The columns the index starts with are compared with a one-value range and named in the ORDER BY:
+ * compared with `=`, PostgreSQL drops them from the order and may choose to walk the primary key
+ * newest first, skipping other webhooks' rows, which reads the whole table when this webhook has
+ * no such rows (a type it never gets). So only the chosen index yields the order.
+ */
 export function deliveryLogQuery(
   store: Store,
   tenantId: number,
@@ -40,16 +50,31 @@ export function deliveryLogQuery(
   filter: LogFilter,
   limit: number,
 ) {
+  const byStatus =
+    filter.status !== undefined && (filter.eventType === undefined || filter.status !== 'succeeded');
+  const byEvent = !byStatus && filter.eventType !== undefined;
   let query = store.db
     .selectFrom('deliveries')
     .selectAll()
-    .where('webhook_id', '=', webhookId)
+    .where('webhook_id', '>=', webhookId)
+    .where('webhook_id', '<=', webhookId)
     .where('tenant_id', '=', tenantId);
-  if (filter.status !== undefined) query = query.where('status', '=', filter.status);
-  if (filter.eventType !== undefined) query = query.where('event_type', '=', filter.eventType);
+  if (filter.status !== undefined) {
+    query = byStatus
+      ? query.where('status', '>=', filter.status).where('status', '<=', filter.status)
+      : query.where('status', '=', filter.status);
+  }
+  if (filter.eventType !== undefined) {
+    query = byEvent
+      ? query.where('event_type', '>=', filter.eventType).where('event_type', '<=', filter.eventType)
+      : query.where('event_type', '=', filter.eventType);
+  }
   if (filter.since !== undefined) query = query.where('id', '>=', firstIdAt('dlv', filter.since));
   if (filter.until !== undefined) query = query.where('id', '<', firstIdAt('dlv', filter.until + 1));
   if (filter.before !== undefined) query = query.where('id', '<', filter.before);
+  query = query.orderBy('webhook_id', 'desc');
+  if (byStatus) query = query.orderBy('status', 'desc');
+  if (byEvent) query = query.orderBy('event_type', 'desc');
   return query.orderBy('id', 'desc').limit(limit);
 }
 
@@ -166,10 +191,13 @@ export async function recoverFailedDeliveries(
   window: { since: number; until: number },
   onProgress?: (progress: RecoverProgress) => void,
 ): Promise<number> {
+  // One-value ranges, ordered by the index's columns: see deliveryLogQuery.
   const inWindow = store.db
     .selectFrom('deliveries')
-    .where('webhook_id', '=', webhookId)
-    .where('status', '=', 'failed')
+    .where('webhook_id', '>=', webhookId)
+    .where('webhook_id', '<=', webhookId)
+    .where('status', '>=', 'failed')
+    .where('status', '<=', 'failed')
     .where('tenant_id', '=', tenantId)
     .where('id', '>=', firstIdAt('dlv', window.since))
     .where('id', '<', firstIdAt('dlv', window.until + 1));
@@ -181,7 +209,14 @@ export async function recoverFailedDeliveries(
   let after = '';
   for (;;) {
     const ids = (
-      await inWindow.select('id').where('id', '>', after).orderBy('id').limit(RECOVER_BATCH).execute()
+      await inWindow
+        .select('id')
+        .where('id', '>', after)
+        .orderBy('webhook_id')
+        .orderBy('status')
+        .orderBy('id')
+        .limit(RECOVER_BATCH)
+        .execute()
     ).map((r) => r.id);
     if (ids.length === 0) break;
     const now = Date.now();
