@@ -142,10 +142,11 @@ describeContract('delivery log queries', (h) => {
       'deliveries_webhook_event',
     ],
     ['a status with no rows', { status: 'cancelled' }, 'deliveries_webhook_status'],
+    // Either index bounds the work by this webhook's rows: the planner may take the type's and sort.
     [
       'failed and an event type',
       { status: 'failed', eventType: 'booth.assigned' },
-      'deliveries_webhook_status',
+      'deliveries_webhook_status|deliveries_webhook_event',
     ],
     [
       'succeeded and an event type',
@@ -183,7 +184,8 @@ describeContract('delivery log queries', (h) => {
     const query = deliveryLogQuery(store, tenantId, webhookId, filter, 26);
     const plan = await planOf(store, query.compile());
     expect(plan.fullScan, plan.text).toBe(false);
-    expect(plan.indexes, plan.text).toEqual([index]);
+    expect(plan.indexes, plan.text).toHaveLength(1);
+    expect(index.split('|'), plan.text).toContain(plan.indexes[0]);
 
     // And the answer is right: newest first, this webhook only, every filter applied.
     const rows = await query.execute();
