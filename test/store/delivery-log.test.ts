@@ -104,7 +104,7 @@ async function planOf(store: Store, compiled: CompiledQuery): Promise<Plan> {
     nodes.push(node);
     for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
   };
-  const [explained] = rows[0]?.['QUERY PLAN'] as { Plan: Record<string, unknown> }[];
+  const [explained] = (rows[0]?.['QUERY PLAN'] ?? []) as { Plan: Record<string, unknown> }[];
   if (!explained) throw new Error('EXPLAIN gave no plan');
   walk(explained.Plan);
   return {
