@@ -145,6 +145,11 @@ describeContract('operator API: tenants and keys', (h) => {
       '/api/v1/webhooks',
       '/api/v1/webhooks/events',
       '/api/v1/webhooks/{id}',
+      '/api/v1/webhooks/{id}/deliveries',
+      '/api/v1/webhooks/{id}/deliveries/{delivery_id}',
+      '/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry',
+      '/api/v1/webhooks/{id}/recover',
+      '/api/v1/webhooks/{id}/test',
     ]);
     expect(Object.keys(doc.paths['/api/v1/webhooks/{id}']).sort()).toEqual(['delete', 'get', 'patch']);
     const created = doc.paths['/api/v1/webhooks'].post;
