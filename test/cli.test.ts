@@ -357,6 +357,7 @@ describe('command line', () => {
           payload: { tenant: 'acme', type: 'invoice.paid', data: { n } },
         });
         expect(published.statusCode).toBe(202);
+        await sleep(2); // ids made in the same millisecond have no order among them
       }
       await app.close();
       // No worker runs here: the deliveries are made to have failed, as a worker would record it.

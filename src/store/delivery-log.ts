@@ -1,4 +1,4 @@
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { firstIdAt, newDeliveryId, newEventId } from '../domain/ids.js';
 import type { DeliveryStatus } from '../domain/outcome.js';
 import type { Store } from './db.js';
@@ -32,7 +32,45 @@ export interface LogFilter {
   before?: string | undefined;
 }
 
-/** The log query itself, newest first; exported so that its plan can be checked. */
+type KeyColumn = 'webhook_id' | 'status' | 'event_type';
+
+/**
+ * The rows of an index (key columns..., id) whose key equals `key` and whose id lies between the
+ * bounds, as row-value comparisons: both databases then position the index scan on the whole key
+ * and id at once, and PostgreSQL keeps the key columns in the ORDER BY (compared with `=`, it would
+ * drop them from the order and might walk the primary key newest first instead, skipping other
+ * webhooks' rows: the whole table when this webhook has none that match).
+ */
+function keyRange(
+  key: [KeyColumn, string | number][],
+  ids: { from?: string | undefined; fromExclusive?: boolean; before?: string | undefined },
+) {
+  const columns = (withId: boolean) =>
+    sql.join([...key.map(([column]) => sql.ref(column)), ...(withId ? [sql.ref('id')] : [])]);
+  const values = (id?: string) =>
+    sql.join([...key.map(([, value]) => value), ...(id === undefined ? [] : [id])]);
+  const lower =
+    ids.from === undefined
+      ? sql<boolean>`(${columns(false)}) >= (${values()})`
+      : ids.fromExclusive
+        ? sql<boolean>`(${columns(true)}) > (${values(ids.from)})`
+        : sql<boolean>`(${columns(true)}) >= (${values(ids.from)})`;
+  const upper =
+    ids.before === undefined
+      ? sql<boolean>`(${columns(false)}) <= (${values()})`
+      : sql<boolean>`(${columns(true)}) < (${values(ids.before)})`;
+  return { lower, upper };
+}
+
+const smaller = (a: string | undefined, b: string | undefined) =>
+  a === undefined ? b : b === undefined ? a : a < b ? a : b;
+
+/**
+ * The log query itself, newest first; exported so that its plan can be checked. It walks one
+ * index of the webhook's deliveries: (webhook_id, id), or (webhook_id, status, id) for a status, or
+ * (webhook_id, event_type, id) for an event type; with both, the one of the rarer rows (succeeded
+ * deliveries are most of a log, so then the type's), the other condition filtering.
+ */
 export function deliveryLogQuery(
   store: Store,
   tenantId: number,
@@ -40,16 +78,27 @@ export function deliveryLogQuery(
   filter: LogFilter,
   limit: number,
 ) {
+  const byStatus =
+    filter.status !== undefined && (filter.eventType === undefined || filter.status !== 'succeeded');
+  const key: [KeyColumn, string | number][] = [['webhook_id', webhookId]];
+  if (byStatus && filter.status !== undefined) key.push(['status', filter.status]);
+  else if (filter.eventType !== undefined) key.push(['event_type', filter.eventType]);
+  const { lower, upper } = keyRange(key, {
+    from: filter.since === undefined ? undefined : firstIdAt('dlv', filter.since),
+    before: smaller(
+      filter.before,
+      filter.until === undefined ? undefined : firstIdAt('dlv', filter.until + 1),
+    ),
+  });
   let query = store.db
     .selectFrom('deliveries')
     .selectAll()
-    .where('webhook_id', '=', webhookId)
+    .where(lower)
+    .where(upper)
     .where('tenant_id', '=', tenantId);
-  if (filter.status !== undefined) query = query.where('status', '=', filter.status);
-  if (filter.eventType !== undefined) query = query.where('event_type', '=', filter.eventType);
-  if (filter.since !== undefined) query = query.where('id', '>=', firstIdAt('dlv', filter.since));
-  if (filter.until !== undefined) query = query.where('id', '<', firstIdAt('dlv', filter.until + 1));
-  if (filter.before !== undefined) query = query.where('id', '<', filter.before);
+  if (filter.status !== undefined && !byStatus) query = query.where('status', '=', filter.status);
+  if (filter.eventType !== undefined && byStatus) query = query.where('event_type', '=', filter.eventType);
+  for (const [column] of key) query = query.orderBy(column, 'desc');
   return query.orderBy('id', 'desc').limit(limit);
 }
 
@@ -166,22 +215,34 @@ export async function recoverFailedDeliveries(
   window: { since: number; until: number },
   onProgress?: (progress: RecoverProgress) => void,
 ): Promise<number> {
-  const inWindow = store.db
-    .selectFrom('deliveries')
-    .where('webhook_id', '=', webhookId)
-    .where('status', '=', 'failed')
-    .where('tenant_id', '=', tenantId)
-    .where('id', '>=', firstIdAt('dlv', window.since))
-    .where('id', '<', firstIdAt('dlv', window.until + 1));
-  const { total } = await inWindow
+  const key: [KeyColumn, string | number][] = [
+    ['webhook_id', webhookId],
+    ['status', 'failed'],
+  ];
+  const bounds = { from: firstIdAt('dlv', window.since), before: firstIdAt('dlv', window.until + 1) };
+  /** The failed deliveries of the window after `after`, on (webhook_id, status, id). */
+  const inWindow = (after?: string) => {
+    const { lower, upper } = keyRange(
+      key,
+      after === undefined ? bounds : { ...bounds, from: after, fromExclusive: true },
+    );
+    return store.db.selectFrom('deliveries').where(lower).where(upper).where('tenant_id', '=', tenantId);
+  };
+  const { total } = await inWindow()
     .select((eb) => eb.fn.countAll<number>().as('total'))
     .executeTakeFirstOrThrow();
   const progress = { queued: 0, total: Number(total) };
   onProgress?.(progress);
-  let after = '';
+  let after: string | undefined;
   for (;;) {
     const ids = (
-      await inWindow.select('id').where('id', '>', after).orderBy('id').limit(RECOVER_BATCH).execute()
+      await inWindow(after)
+        .select('id')
+        .orderBy('webhook_id')
+        .orderBy('status')
+        .orderBy('id')
+        .limit(RECOVER_BATCH)
+        .execute()
     ).map((r) => r.id);
     if (ids.length === 0) break;
     const now = Date.now();

@@ -74,7 +74,11 @@ for (const database of DATABASES) {
       const noise = await h.webhook({ url: h.receiver.url('/log-noise'), events: ['*'] });
       const types = ['invoice.paid', 'contact.created', 'booth.assigned'];
       const events = [];
-      for (const type of types) events.push(await h.publish(type, { n: events.length }));
+      // A millisecond apart at least: ids made in the same millisecond have no order among them.
+      for (const type of types) {
+        events.push(await h.publish(type, { n: events.length }));
+        await sleep(2);
+      }
       await settled(h, hook.id, 3);
       await settled(h, noise.id, 3);
 
@@ -139,11 +143,13 @@ for (const database of DATABASES) {
       const t0 = Date.now();
       await sleep(5);
       const a = await h.publish('invoice.paid', { fail: true });
+      await sleep(2);
       const b = await h.publish('invoice.paid', {});
       await sleep(5);
       const t1 = Date.now();
       await sleep(5);
       const c = await h.publish('contact.created', { fail: true });
+      await sleep(2);
       const d = await h.publish('contact.created', {});
       await sleep(5);
       const t2 = Date.now();

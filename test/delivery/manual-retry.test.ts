@@ -121,7 +121,7 @@ for (const database of DATABASES) {
         state.mode === 'later'
           ? { status: 503, headers: { 'retry-after': '3600' } }
           : state.mode === 'hang'
-            ? { delayMs: 1500, status: 200 }
+            ? { delayMs: 3000, status: 200 }
             : { status: 200 },
       );
       const hook = await h.webhook({
@@ -142,7 +142,7 @@ for (const database of DATABASES) {
       const res = await retry(hook.id, waiting.id);
       expect(res.status).toBe(202);
       expect(Date.parse(res.body.data.next_attempt_at)).toBeLessThanOrEqual(Date.now());
-      // Now a worker is sending it (the receiver takes 1.5 s to answer).
+      // Now a worker is sending it (the receiver takes 3 s to answer).
       await waitFor(() => h.receiver.at('/retry-pending').length === 2);
       const busy = await retry(hook.id, waiting.id);
       expect(busy.status).toBe(409);
