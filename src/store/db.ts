@@ -61,6 +61,8 @@ function objectRows(statement: SQLite.Statement): SqliteStatement {
   };
 }
 
+const SCHEMA_CHANGE = /^\s*(create|alter|drop)\s/i;
+
 function openSqlite(file: string): Kysely<Database> {
   if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
   const database = new SQLite(file);
@@ -69,11 +71,13 @@ function openSqlite(file: string): Kysely<Database> {
   database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
   // Kysely prepares each query anew; preparing costs more than running most of ours, so the
-  // statements are kept (the same SQL text is the same statement).
+  // statements are kept (the same SQL text is the same statement). A schema change (a migration)
+  // drops them: their row shapes were read when they were prepared.
   const statements = new Map<string, SqliteStatement>();
   const cached = {
     close: () => database.close(),
     prepare(text: string) {
+      if (SCHEMA_CHANGE.test(text)) statements.clear();
       let statement = statements.get(text);
       if (!statement) {
         if (statements.size >= 1000) statements.clear();

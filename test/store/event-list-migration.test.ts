@@ -55,3 +55,26 @@ for (const database of DATABASES) {
     });
   });
 }
+
+describe('statements kept across a migration (sqlite)', () => {
+  it('read the columns a migration adds', async () => {
+    const store = await openStore({});
+    try {
+      await migrate(store, '0004_secret_rotation');
+      const before = await store.db.selectFrom('webhooks').selectAll().compile();
+      await store.db.executeQuery(before);
+      await migrate(store);
+      await sql`insert into tenants (slug, name, plan, features, created_at, updated_at)
+        values ('acme', 'Acme', 'business', '[]', 1, 1)`.execute(store.db);
+      await sql`insert into webhooks (tenant_id, name, url, is_active, headers, retry_count,
+        timeout_seconds, secret_ciphertext, created_at, updated_at, events)
+        values (1, 'w', 'https://hooks.test/', 1, '{}', 3, 30, 'x', 1, 1, '["*"]')`.execute(store.db);
+      // The same SQL text as before the migration, now with the new column in its rows.
+      const { rows } = await store.db.executeQuery<Record<string, unknown>>(before);
+      expect(rows[0]?.events).toBe('["*"]');
+      expect(rows[0]?.url).toBe('https://hooks.test/');
+    } finally {
+      await store.close();
+    }
+  });
+});
