@@ -42,9 +42,13 @@ export interface ClaimOptions {
  */
 function claimable(now: number, skipWebhooks: number[]): RawBuilder<unknown> {
   const skip = skipWebhooks.length > 0 ? sql`and d.webhook_id not in (${sql.join(skipWebhooks)})` : sql``;
+  return sql`${due(now)} and (d.locked_until is null or d.locked_until <= ${now}) ${skip}`;
+}
+
+/** Pending and due, and its webhook takes it: active, or still there for one queued by hand. */
+function due(now: number): RawBuilder<unknown> {
   return sql`d.status = 'pending' and d.next_attempt_at <= ${now}
-    and (d.locked_until is null or d.locked_until <= ${now})
-    and (w.is_active = 1 or (d.manual = 1 and w.deleted_at is null)) ${skip}`;
+    and (w.is_active = 1 or (d.manual = 1 and w.deleted_at is null))`;
 }
 
 /**
@@ -319,8 +323,7 @@ export async function queueHealth(
   const { rows } = await sql<{ due: number | string; oldest: number | string | null }>`
     select count(*) as due, min(d.next_attempt_at) as oldest
     from deliveries d join webhooks w on w.id = d.webhook_id
-    where d.status = 'pending' and d.next_attempt_at <= ${now}
-      and (w.is_active = 1 or (d.manual = 1 and w.deleted_at is null))`.execute(store.db);
+    where ${due(now)}`.execute(store.db);
   const row = rows[0];
   const oldest = row?.oldest == null ? now : Number(row.oldest);
   return { due: Number(row?.due ?? 0), oldestDueAgeSeconds: Math.max(0, (now - oldest) / 1000) };

@@ -1,8 +1,8 @@
 import { type Selectable, sql } from 'kysely';
-import { firstIdAt, newDeliveryId, newEventId } from '../domain/ids.js';
+import { firstIdAt, newEventId } from '../domain/ids.js';
 import type { DeliveryStatus } from '../domain/outcome.js';
 import type { Store } from './db.js';
-import { eventBody } from './events.js';
+import { eventBody, newDeliveryRow } from './events.js';
 import type { AttemptTable, DeliveryTable } from './schema.js';
 import { wakeWorkers } from './wakeups.js';
 
@@ -275,24 +275,11 @@ export async function queueTestDelivery(
 ): Promise<Delivery> {
   const now = Date.now();
   const eventId = newEventId(now);
-  const delivery: Delivery = {
-    id: newDeliveryId(now),
-    tenant_id: tenant.id,
-    webhook_id: webhookId,
-    event_id: eventId,
-    event_type: TEST_EVENT_TYPE,
-    status: 'pending',
-    attempts: 0,
-    next_attempt_at: now,
-    locked_until: null,
-    locked_by: null,
-    last_status_code: null,
-    last_error: null,
-    created_at: now,
-    updated_at: now,
-    is_test: 1,
-    manual: 1,
-  };
+  const delivery: Delivery = newDeliveryRow(
+    { tenant_id: tenant.id, webhook_id: webhookId, event_id: eventId, event_type: TEST_EVENT_TYPE },
+    now,
+    { is_test: 1, manual: 1 },
+  );
   await store.db.transaction().execute(async (trx) => {
     await trx
       .insertInto('events')

@@ -31,6 +31,28 @@ export function eventBody(
   return JSON.stringify({ id, type, created_at: new Date(createdAt).toISOString(), tenant, data });
 }
 
+/** A delivery just queued: pending, due now. Its id carries the creation time exactly (the log's time filters are ranges of ids). */
+export function newDeliveryRow(
+  fields: { tenant_id: number; webhook_id: number; event_id: string; event_type: string },
+  now: number,
+  byHand: { is_test: 0 | 1; manual: 0 | 1 } = { is_test: 0, manual: 0 },
+): Database['deliveries'] {
+  return {
+    id: newDeliveryId(now),
+    ...fields,
+    status: 'pending',
+    attempts: 0,
+    next_attempt_at: now,
+    locked_until: null,
+    locked_by: null,
+    last_status_code: null,
+    last_error: null,
+    created_at: now,
+    updated_at: now,
+    ...byHand,
+  };
+}
+
 /** Rows per INSERT: well under both databases' limits on bound parameters. */
 const CHUNK = 500;
 
@@ -131,25 +153,12 @@ async function publishInTransaction(trx: Transaction<Database>, events: NewEvent
     const byType = subscribed.get(event.tenantId);
     const webhooks = new Set([...(byType?.get(event.type) ?? []), ...(byType?.get(ALL_EVENTS) ?? [])]);
     for (const webhookId of webhooks) {
-      deliveryRows.push({
-        // The id carries the creation time exactly: the log's time filters are ranges of ids.
-        id: newDeliveryId(now),
-        tenant_id: event.tenantId,
-        webhook_id: webhookId,
-        event_id: id,
-        event_type: event.type,
-        status: 'pending',
-        attempts: 0,
-        next_attempt_at: now,
-        locked_until: null,
-        locked_by: null,
-        last_status_code: null,
-        last_error: null,
-        created_at: now,
-        updated_at: now,
-        is_test: 0,
-        manual: 0,
-      });
+      deliveryRows.push(
+        newDeliveryRow(
+          { tenant_id: event.tenantId, webhook_id: webhookId, event_id: id, event_type: event.type },
+          now,
+        ),
+      );
     }
     return { id, deliveries: webhooks.size, created: true };
   });

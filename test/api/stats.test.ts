@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { timeOrderedId } from '../../src/domain/ids.js';
-import { describeContract, type Harness, webhookBody } from '../helpers/harness.js';
+import { describeContract, type Harness, storeEvent, webhookBody } from '../helpers/harness.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -14,18 +14,7 @@ interface Stored {
 
 /** Deliveries and attempts written straight into the database, at times in the past. */
 async function store(h: Harness, tenantId: number, webhookId: number, deliveries: Stored[]): Promise<void> {
-  const eventId = timeOrderedId('evt');
-  await h.store.db
-    .insertInto('events')
-    .values({
-      id: eventId,
-      tenant_id: tenantId,
-      type: 'invoice.paid',
-      client_id: null,
-      payload: '{}',
-      created_at: 0,
-    })
-    .execute();
+  const eventId = await storeEvent(h.store, tenantId, 0, timeOrderedId('evt'));
   for (const d of deliveries) {
     const id = timeOrderedId('dlv', d.at);
     await h.store.db

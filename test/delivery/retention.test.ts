@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryWorker } from '../../src/delivery/worker.js';
-import { newDeliveryId, newEventId } from '../../src/domain/ids.js';
+import { newDeliveryId } from '../../src/domain/ids.js';
 import { Metrics } from '../../src/metrics.js';
 import type { Store } from '../../src/store/db.js';
 import { pruneOldDeliveries } from '../../src/store/retention.js';
 import { createDeliveryHarness, type DeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
-import { DATABASES, describeContract, webhookBody } from '../helpers/harness.js';
+import { DATABASES, describeContract, storeEvent, webhookBody } from '../helpers/harness.js';
 
 /**
  * Retention: deliveries that are over and untouched for RETENTION_DAYS go, with their attempts and
@@ -31,18 +31,7 @@ async function seed(
   deliveries: { status: string; updatedDaysAgo?: number }[],
 ): Promise<Seeded> {
   const created = Date.now() - ageDays * DAY_MS;
-  const eventId = newEventId(created);
-  await store.db
-    .insertInto('events')
-    .values({
-      id: eventId,
-      tenant_id: tenantId,
-      type: 'invoice.paid',
-      client_id: null,
-      payload: '{}',
-      created_at: created,
-    })
-    .execute();
+  const eventId = await storeEvent(store, tenantId, created);
   const deliveryIds: string[] = [];
   for (const d of deliveries) {
     const id = newDeliveryId(created);

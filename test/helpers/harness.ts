@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe } from 'vitest';
 import { buildApp } from '../../src/api/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { newEventId } from '../../src/domain/ids.js';
 import { migrate, openStore, type Store } from '../../src/store/db.js';
 
 /** The contract suites run once per database: SQLite always, PostgreSQL when TEST_DATABASE_URL is set. */
@@ -155,4 +156,21 @@ export function describeContract(
 /** A valid webhook body; override what a test is about. */
 export function webhookBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return { url: 'https://example.com/hooks/plandocket', events: ['invoice.paid'], ...overrides };
+}
+
+/**
+ * An event row written straight into the database at time `at` (for tests that lay down
+ * deliveries in the past); its id unless given is one made at that time.
+ */
+export async function storeEvent(
+  store: Store,
+  tenantId: number,
+  at: number,
+  id: string = newEventId(at),
+): Promise<string> {
+  await store.db
+    .insertInto('events')
+    .values({ id, tenant_id: tenantId, type: 'invoice.paid', client_id: null, payload: '{}', created_at: at })
+    .execute();
+  return id;
 }

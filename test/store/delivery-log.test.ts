@@ -1,6 +1,6 @@
 import { CompiledQuery, sql } from 'kysely';
 import { beforeAll, expect, it } from 'vitest';
-import { newDeliveryId, newEventId } from '../../src/domain/ids.js';
+import { newDeliveryId } from '../../src/domain/ids.js';
 import type { Store } from '../../src/store/db.js';
 import {
   deliveryLogQuery,
@@ -8,7 +8,7 @@ import {
   RECOVER_BATCH,
   recoverFailedDeliveries,
 } from '../../src/store/delivery-log.js';
-import { describeContract, webhookBody } from '../helpers/harness.js';
+import { describeContract, storeEvent, webhookBody } from '../helpers/harness.js';
 
 /**
  * The delivery log stays fast on a large log: every filter is answered by walking one index of
@@ -29,18 +29,7 @@ const DAY_MS = 86_400_000;
  */
 async function fill(store: Store, tenantId: number, webhookIds: number[], rows: number, status?: string) {
   const start = Date.now() - 10 * DAY_MS;
-  const eventId = newEventId(start);
-  await store.db
-    .insertInto('events')
-    .values({
-      id: eventId,
-      tenant_id: tenantId,
-      type: 'invoice.paid',
-      client_id: null,
-      payload: '{}',
-      created_at: start,
-    })
-    .execute();
+  const eventId = await storeEvent(store, tenantId, start);
   const [busy, ...quiet] = webhookIds as [number, ...number[]];
   const all = [];
   for (let i = 0; i < rows; i++) {
