@@ -45,6 +45,11 @@ export interface DeliveryConfig {
   concurrency: number;
   /** Deliveries in flight at once to one webhook, per worker process. */
   webhookConcurrency: number;
+  /**
+   * Connections open at once to one origin (scheme, host and port), per worker process; more
+   * deliveries to it wait for a free connection. Many webhooks often share a host.
+   */
+  originConnections: number;
   /** Added to a webhook's timeout to make a worker's lease on a delivery. */
   leaseMarginMs: number;
   /** A webhook failing this long, with several deliveries exhausted, is switched off. */
@@ -135,6 +140,7 @@ function delivery(env: Env): DeliveryConfig {
     retrySchedule,
     concurrency: count(env, 'DELIVERY_CONCURRENCY', 500, 10_000),
     webhookConcurrency: count(env, 'WEBHOOK_CONCURRENCY', 25, 1000),
+    originConnections: count(env, 'ORIGIN_CONNECTIONS', 100, 10_000),
     leaseMarginMs: duration(env, 'LEASE_MARGIN', '30s'),
     autoDisableAfterMs: duration(env, 'AUTO_DISABLE_AFTER', '5d'),
     shutdownGraceMs: duration(env, 'SHUTDOWN_GRACE', '10s'),

@@ -88,6 +88,7 @@ export class DeliveryWorker {
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
     this.agent = deliveryAgent({
       policy: this.policy,
+      connectionsPerOrigin: options.config.delivery.originConnections,
       ...(options.resolve && { resolve: options.resolve }),
       ...(options.ca && { ca: options.ca }),
     });
@@ -195,10 +196,14 @@ export class DeliveryWorker {
     }
   }
 
-  /** Every minute of steady work, the queue's planner statistics are refreshed (PostgreSQL). */
+  /**
+   * Every minute of steady work, the queue's planner statistics are refreshed (PostgreSQL); the
+   * first time as soon as work flows, since a new queue may have none.
+   */
   private async keepStatisticsFresh(claimed: number): Promise<void> {
     this.claimedSinceAnalyze += claimed;
-    if (this.claimedSinceAnalyze < 1000 || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
+    const enough = this.analyzedAt === 0 ? CLAIM_BATCH : 1000;
+    if (this.claimedSinceAnalyze < enough || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
     this.claimedSinceAnalyze = 0;
     this.analyzedAt = Date.now();
     const { vacuumed } = await refreshQueueStatistics(this.options.store);

@@ -114,6 +114,28 @@ for (const database of DATABASES) {
       }
     });
 
+    it('shares a bounded set of connections among the webhooks of one host', async () => {
+      const h = await createDeliveryHarness(database, { ORIGIN_CONNECTIONS: '4' });
+      try {
+        for (let i = 0; i < 12; i++) {
+          h.receiver.on(`/shared/${i}`, () => ({ status: 200, delayMs: 50 }));
+          await h.webhook({ url: h.receiver.url(`/shared/${i}`), events: ['participant.added'] });
+        }
+        const before = h.receiver.connections;
+        await h.publish('participant.added');
+        await waitFor(
+          () => h.receiver.requests.filter((r) => r.path.startsWith('/shared/')).length === 12,
+          10_000,
+          'one delivery to each of twelve webhooks',
+        );
+        // Twelve at once would open twelve connections; at most four were open, and they were reused.
+        expect(h.receiver.connections - before).toBeGreaterThan(0);
+        expect(h.receiver.connections - before).toBeLessThanOrEqual(4);
+      } finally {
+        await h.close();
+      }
+    });
+
     it('keeps one slow webhook from holding up the others', async () => {
       const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '2' });
       try {

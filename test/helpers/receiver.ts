@@ -65,6 +65,8 @@ export class Receiver {
   private readonly hanging = new Set<ServerResponse>();
   private server: Server | undefined;
   port = 0;
+  /** TLS connections accepted so far. */
+  connections = 0;
 
   constructor(private readonly certificate: TestCertificate) {}
 
@@ -72,6 +74,9 @@ export class Receiver {
     this.server = createServer({ ...this.certificate, keepAliveTimeout: 60_000 }, (req, res) =>
       this.handle(req, res),
     );
+    this.server.on('secureConnection', () => {
+      this.connections += 1;
+    });
     await new Promise<void>((resolve) => this.server?.listen(port, host, resolve));
     this.port = (this.server.address() as AddressInfo).port;
     return this;

@@ -21,6 +21,7 @@ describe('configuration', () => {
       allowHttpTargets: false,
       allowedTargetCidrs: [],
       retentionDays: 30,
+      delivery: { concurrency: 500, webhookConcurrency: 25, originConnections: 100 },
     });
     expect(told).toEqual([config.adminToken]);
     expect(readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()).toBe(config.adminToken);
@@ -46,6 +47,7 @@ describe('configuration', () => {
       ALLOW_HTTP_TARGETS: 'true',
       ALLOWED_TARGET_CIDRS: '127.0.0.0/8, ::1/128',
       RETENTION_DAYS: '7',
+      ORIGIN_CONNECTIONS: '8',
     });
     expect(config).toMatchObject({
       port: 9000,
@@ -57,6 +59,7 @@ describe('configuration', () => {
       allowHttpTargets: true,
       allowedTargetCidrs: ['127.0.0.0/8', '::1/128'],
       retentionDays: 7,
+      delivery: { originConnections: 8 },
     });
     expect(config.secretsKey.toString('hex')).toBe('ab'.repeat(32));
   });
@@ -77,6 +80,7 @@ describe('configuration', () => {
     ['RETENTION_DAYS', '2.5'],
     ['RETENTION_DAYS', 'forever'],
     ['RETENTION_DAYS', '3651'],
+    ['ORIGIN_CONNECTIONS', '0'],
   ])('stops on a bad %s (%s) with one line naming it', (name, value) => {
     const load = () => loadConfig({ DATA_DIR: dir(), [name]: value });
     expect(load).toThrow(ConfigError);
