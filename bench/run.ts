@@ -9,7 +9,7 @@
  * PostgreSQL scenarios run when BENCH_DATABASE_URL is set. Results: a table on the terminal,
  * bench/results/*.json and docs/benchmarks.md.
  */
-import { execSync } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,7 @@ import {
   certificate,
   type Deployment,
   deploy,
+  freePort,
   publishMany,
   ROOT,
   type Role,
@@ -129,6 +130,34 @@ function randomSecret(): string {
   return Buffer.from(Array.from({ length: 32 }, () => Math.floor(Math.random() * 256))).toString('base64');
 }
 
+// ---- 1b. The API's ceiling: Fastify answering the list's own bytes, nothing else ----
+async function apiCeiling(): Promise<Row> {
+  const body = await withDeployment(await deploy({ roles: ['api'], caFile }), async (d) => {
+    const { key } = await tenantWithWebhooks(d.apiPort, receiver.port, 50);
+    return JSON.stringify(await call(d.apiPort, 'GET', '/api/v1/webhooks', undefined, key));
+  });
+  const file = path.join(path.dirname(caFile), 'webhooks.json');
+  writeFileSync(file, body);
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'api-ceiling.mjs'), file, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    await new Promise((resolve, reject) => {
+      child.stdout.once('data', resolve);
+      child.once('exit', (code) => reject(new Error(`the API ceiling server exited with ${code}`)));
+    });
+    const result = await cannon(`http://127.0.0.1:${port}/api/v1/webhooks`, {});
+    return {
+      scenario: 'api ceiling (Fastify answering the same bytes)',
+      per_second: Math.round(result.requests.average),
+      p99_ms: result.latency.p99,
+    };
+  } finally {
+    child.kill();
+  }
+}
+
 // ---- 2. Throughput: N events to one webhook, from first publish to last arrival ----
 async function throughput(db: (typeof DATABASES)[number]): Promise<Row> {
   return withDeployment(await up(db), async (d) => {
@@ -149,17 +178,27 @@ async function throughput(db: (typeof DATABASES)[number]): Promise<Row> {
 }
 
 // ---- 3. Latency: a steady rate (a batch every 10 ms); publish call to arrival ----
+/**
+ * The first seconds at the rate warm the processes up (compiled code, connections, statements):
+ * their events are sent but measured apart, as `cold_max_ms`; the percentiles are of the steady
+ * seconds after them.
+ */
+const WARMUP_SECONDS = 2;
+
 async function latency(db: (typeof DATABASES)[number], rate: number): Promise<Row> {
   return withDeployment(await up(db), async (d) => {
     receiver.reset();
     const { slug } = await tenantWithWebhooks(d.apiPort, receiver.port, 1);
     const sentAt = new Map<string, number>();
+    const coldAt = new Map<string, number>();
     const perTick = rate / 100;
-    const ticks = 100 * SIZE.latencySeconds;
-    const start = performance.now();
+    const warmupTicks = 100 * WARMUP_SECONDS;
+    const ticks = warmupTicks + 100 * SIZE.latencySeconds;
+    const begin = performance.now();
+    let start = begin;
     const calls: Promise<void>[] = [];
     for (let tick = 0; tick < ticks; tick++) {
-      const wait = start + tick * 10 - performance.now();
+      const wait = begin + tick * 10 - performance.now();
       if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
       const at = performance.now();
       const events = Array.from({ length: perTick }, (_, i) => ({
@@ -167,16 +206,18 @@ async function latency(db: (typeof DATABASES)[number], rate: number): Promise<Ro
         type: 'invoice.paid',
         data: { n: tick * perTick + i },
       }));
+      if (tick === warmupTicks) start = at;
+      const sent = tick < warmupTicks ? coldAt : sentAt;
       calls.push(
         call(d.apiPort, 'POST', '/internal/v1/events/batch', { events }).then((res) => {
-          for (const event of res.data) sentAt.set(event.id, at);
+          for (const event of res.data) sent.set(event.id, at);
         }),
       );
     }
     await Promise.all(calls);
-    const total = ticks * perTick;
+    const total = (ticks - warmupTicks) * perTick;
     const achieved = total / ((performance.now() - start) / 1000);
-    await until(() => receiver.arrivals.size >= total, 300_000, 'every delivery');
+    await until(() => receiver.arrivals.size >= ticks * perTick, 300_000, 'every delivery');
     const histogram = hdr.build({
       lowestDiscernibleValue: 1,
       highestTrackableValue: 600_000_000,
@@ -195,6 +236,9 @@ async function latency(db: (typeof DATABASES)[number], rate: number): Promise<Ro
       p95_ms: p(95),
       p99_ms: p(99),
       max_ms: ms(histogram.maxValue / 1000),
+      cold_max_ms: ms(
+        Math.max(...[...coldAt].map(([id, at]) => (receiver.arrivals.get(`${id} /w/0`) ?? at) - at)),
+      ),
     };
   });
 }
@@ -345,7 +389,10 @@ async function api(db: (typeof DATABASES)[number]): Promise<Row[]> {
 
 // ---- The run ----
 type Step = [string, () => Promise<Row | Row[]>];
-const steps: Step[] = [['ceiling', ceiling]];
+const steps: Step[] = [
+  ['ceiling', ceiling],
+  ['api ceiling', apiCeiling],
+];
 for (const db of DATABASES) {
   steps.push([`throughput ${db.name}`, () => throughput(db)]);
   steps.push([`latency ${db.name} 500`, () => latency(db, 500)]);
@@ -392,9 +439,15 @@ const medians: Row[] = (runs[0] ?? []).map((first, i) => {
 const ceilingRate = medians.find((r) => r.scenario.startsWith('ceiling'))?.deliveries_per_second as
   | number
   | undefined;
+const apiCeilingRate = medians.find((r) => r.scenario.startsWith('api ceiling'))?.per_second as
+  | number
+  | undefined;
 for (const row of medians) {
   if (ceilingRate && row.scenario.startsWith('throughput')) {
     row.x_ceiling = +((row.deliveries_per_second as number) / ceilingRate).toFixed(2);
+  }
+  if (apiCeilingRate && row.scenario.endsWith('GET /api/v1/webhooks (50)')) {
+    row.x_api_ceiling = +((row.per_second as number) / apiCeilingRate).toFixed(2);
   }
 }
 
