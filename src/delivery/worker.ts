@@ -83,6 +83,7 @@ export class DeliveryWorker {
   private flushScheduled = false;
   private pruneTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
 
   constructor(private readonly options: WorkerOptions) {
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
@@ -136,6 +137,7 @@ export class DeliveryWorker {
     this.wake();
     await this.loop;
     await this.pruning;
+    await this.refreshing;
     await this.stopListening?.();
     const grace = new Promise((resolve) =>
       setTimeout(resolve, this.options.config.delivery.shutdownGraceMs).unref(),
@@ -175,7 +177,7 @@ export class DeliveryWorker {
           this.claiming = false;
           this.options.metrics.claimSize.observe(claimed.length);
           await this.launch(claimed);
-          await this.keepStatisticsFresh(claimed.length);
+          this.keepStatisticsFresh(claimed.length);
           full = claimed.length === limit;
           // More may be due than one claim took: then a freed slot is worth another claim.
           this.backlog ||=
@@ -198,21 +200,28 @@ export class DeliveryWorker {
 
   /**
    * Every minute of steady work, the queue's planner statistics are refreshed (PostgreSQL); the
-   * first time as soon as work flows, since a new queue may have none.
+   * first time as soon as work flows, since a new queue may have none. Claiming goes on meanwhile:
+   * a vacuum of a large queue takes seconds.
    */
-  private async keepStatisticsFresh(claimed: number): Promise<void> {
+  private keepStatisticsFresh(claimed: number): void {
     this.claimedSinceAnalyze += claimed;
     const enough = this.analyzedAt === 0 ? CLAIM_BATCH : 1000;
     if (this.claimedSinceAnalyze < enough || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
+    if (this.refreshing) return;
     this.claimedSinceAnalyze = 0;
     this.analyzedAt = Date.now();
-    const { vacuumed } = await refreshQueueStatistics(this.options.store);
-    if (vacuumed && !this.vacuumNoted) {
-      this.vacuumNoted = true;
-      this.options.log.info(
-        'autovacuum is off: the worker vacuums the delivery queue every minute of steady work',
-      );
-    }
+    const { log, store } = this.options;
+    this.refreshing = refreshQueueStatistics(store)
+      .then(({ vacuumed }) => {
+        if (vacuumed && !this.vacuumNoted) {
+          this.vacuumNoted = true;
+          log.info('autovacuum is off: the worker vacuums the delivery queue every minute of steady work');
+        }
+      })
+      .catch((error) => log.warn({ err: error }, 'refreshing queue statistics failed; trying again later'))
+      .finally(() => {
+        this.refreshing = undefined;
+      });
   }
 
   /** Waits `ms`, or less when woken or stopped. */

@@ -49,8 +49,8 @@ function claimable(now: number, skipWebhooks: number[]): RawBuilder<unknown> {
  * Pending and due, and its webhook takes it: active, or still there for one queued by hand. The
  * webhook is asked in a subquery rather than joined: joined, PostgreSQL estimates from the webhooks
  * table's statistics (none on a new install with autovacuum off) that few deliveries pass, and
- * then reads and sorts every pending delivery on each claim (80 ms at 50,000 pending) instead of
- * walking the queue's index to the first few due (under 1 ms).
+ * then reads and sorts every pending delivery on each claim instead of walking the queue's index
+ * to the first few due: 80 ms a claim at 50,000 pending, against 3 ms.
  */
 function due(now: number): RawBuilder<unknown> {
   return sql`d.status = 'pending' and d.next_attempt_at <= ${now}
@@ -365,10 +365,11 @@ export async function refreshQueueStatistics(store: Store): Promise<{ vacuumed: 
       .then(({ rows }) => rows[0]?.on === 'on');
     autovacuumOn.set(store, on);
   }
+  // Another worker at it already: skipped rather than queued behind it.
   if (await on) {
-    await sql`analyze deliveries`.execute(store.db);
+    await sql`analyze (skip_locked) deliveries`.execute(store.db);
     return { vacuumed: false };
   }
-  await sql`vacuum (analyze) deliveries`.execute(store.db);
+  await sql`vacuum (analyze, skip_locked) deliveries`.execute(store.db);
   return { vacuumed: true };
 }
