@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import type { presentDelivery, presentDeliveryDetail } from '../api/present.js';
 import type { RecoverProgress } from '../store/delivery-log.js';
 import { fields, json, progressBar, type Row, table } from './output.js';
 
@@ -14,28 +15,9 @@ export type OperatorRequest = (
   appOptions?: { onRecoverProgress?: (progress: RecoverProgress) => void },
 ) => Promise<{ data?: unknown; meta?: Record<string, unknown> } | undefined>;
 
-interface Delivery {
-  id: string;
-  event_type: string;
-  status: string;
-  attempts: number;
-  next_attempt_at: string | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  created_at: string;
-  is_test: boolean;
-}
-
-interface Attempt {
-  number: number;
-  started_at: string;
-  duration_ms: number;
-  request_headers: Record<string, string>;
-  response_status: number | null;
-  response_headers: Record<string, string> | null;
-  response_body: string | null;
-  error: string | null;
-}
+/** What the operator routes answer, as the API presents it. */
+type Delivery = ReturnType<typeof presentDelivery>;
+type DeliveryDetail = ReturnType<typeof presentDeliveryDetail>;
 
 const COLUMNS = ['id', 'status', 'event', 'attempts', 'code', 'created', 'next attempt / last error'];
 
@@ -56,9 +38,7 @@ const webhookPath = (tenant: string, webhookId: string) =>
 
 const jsonOption = ['--json', 'print JSON instead of a table'] as const;
 
-function showDelivery(
-  d: Delivery & { event_id: string; payload: string; attempt_history: Attempt[] },
-): string {
+function showDelivery(d: DeliveryDetail): string {
   const parts = [
     fields([
       ['Delivery', d.id],
@@ -122,9 +102,7 @@ export function deliveriesCommand(request: OperatorRequest): Command {
         `${webhookPath(tenant, webhookId)}/deliveries/${encodeURIComponent(deliveryId)}`,
       );
       if (answer)
-        process.stdout.write(
-          o.json ? json(answer.data) : showDelivery(answer.data as Parameters<typeof showDelivery>[0]),
-        );
+        process.stdout.write(o.json ? json(answer.data) : showDelivery(answer.data as DeliveryDetail));
     });
 
   command

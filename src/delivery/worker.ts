@@ -53,6 +53,33 @@ const DAY_MS = 86_400_000;
 /** Deliveries that exhaust their retries before a failing webhook is switched off. */
 const AUTO_DISABLE_MIN_FAILED = 5;
 
+/** Upkeep beside the claims, one run at a time; a failed run is logged and tried again later. */
+class Upkeep {
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly what: string,
+    private readonly log: WorkerLog,
+  ) {}
+
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  start(work: () => Promise<void>): void {
+    if (this.running) return;
+    this.running = work()
+      .catch((error) => this.log.warn({ err: error }, `${this.what} failed; trying again later`))
+      .finally(() => {
+        this.running = undefined;
+      });
+  }
+
+  async done(): Promise<void> {
+    await this.running;
+  }
+}
+
 /**
  * The delivery worker: claims due deliveries with a lease, sends them with at most
  * `concurrency` in flight (and at most `webhookConcurrency` to one webhook, so that a slow
@@ -82,10 +109,12 @@ export class DeliveryWorker {
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
   private pruneTimer: NodeJS.Timeout | undefined;
-  private pruning: Promise<void> | undefined;
-  private refreshing: Promise<void> | undefined;
+  private readonly pruning: Upkeep;
+  private readonly refreshing: Upkeep;
 
   constructor(private readonly options: WorkerOptions) {
+    this.pruning = new Upkeep('pruning old deliveries', options.log);
+    this.refreshing = new Upkeep('refreshing queue statistics', options.log);
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
     this.agent = deliveryAgent({
       policy: this.policy,
@@ -106,18 +135,14 @@ export class DeliveryWorker {
 
   /** Removes deliveries older than the retention period, in small batches, one run at a time. */
   private prune(): void {
-    if (this.pruning || !this.running) return;
+    if (!this.running) return;
     const { config, store, log } = this.options;
-    this.pruning = pruneOldDeliveries(store, Date.now() - config.retentionDays * DAY_MS, {
-      keepGoing: () => this.running,
-    })
-      .then((pruned) => {
-        if (pruned.deliveries > 0 || pruned.events > 0) log.info(pruned, 'pruned old deliveries and events');
-      })
-      .catch((error) => log.warn({ err: error }, 'pruning old deliveries failed; trying again later'))
-      .finally(() => {
-        this.pruning = undefined;
+    this.pruning.start(async () => {
+      const pruned = await pruneOldDeliveries(store, Date.now() - config.retentionDays * DAY_MS, {
+        keepGoing: () => this.running,
       });
+      if (pruned.deliveries > 0 || pruned.events > 0) log.info(pruned, 'pruned old deliveries and events');
+    });
   }
 
   /** Look for due work now. */
@@ -136,8 +161,8 @@ export class DeliveryWorker {
     clearInterval(this.pruneTimer);
     this.wake();
     await this.loop;
-    await this.pruning;
-    await this.refreshing;
+    await this.pruning.done();
+    await this.refreshing.done();
     await this.stopListening?.();
     const grace = new Promise((resolve) =>
       setTimeout(resolve, this.options.config.delivery.shutdownGraceMs).unref(),
@@ -207,21 +232,18 @@ export class DeliveryWorker {
     this.claimedSinceAnalyze += claimed;
     const enough = this.analyzedAt === 0 ? CLAIM_BATCH : 1000;
     if (this.claimedSinceAnalyze < enough || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
-    if (this.refreshing) return;
+    if (this.refreshing.busy) return;
     this.claimedSinceAnalyze = 0;
     this.analyzedAt = Date.now();
-    const { log, store } = this.options;
-    this.refreshing = refreshQueueStatistics(store)
-      .then(({ vacuumed }) => {
-        if (vacuumed && !this.vacuumNoted) {
-          this.vacuumNoted = true;
-          log.info('autovacuum is off: the worker vacuums the delivery queue every minute of steady work');
-        }
-      })
-      .catch((error) => log.warn({ err: error }, 'refreshing queue statistics failed; trying again later'))
-      .finally(() => {
-        this.refreshing = undefined;
-      });
+    this.refreshing.start(async () => {
+      const { vacuumed } = await refreshQueueStatistics(this.options.store);
+      if (vacuumed && !this.vacuumNoted) {
+        this.vacuumNoted = true;
+        this.options.log.info(
+          'autovacuum is off: the worker vacuums the delivery queue every minute of steady work',
+        );
+      }
+    });
   }
 
   /** Waits `ms`, or less when woken or stopped. */

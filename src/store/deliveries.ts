@@ -260,8 +260,11 @@ export async function recordOutcomes(
     where deliveries.id = v.column1 and deliveries.locked_by = ${workerId}`;
 
   const byWebhook = new Map<number, Outcome[]>();
-  for (const o of outcomes)
-    byWebhook.set(o.delivery.webhook_id, [...(byWebhook.get(o.delivery.webhook_id) ?? []), o]);
+  for (const o of outcomes) {
+    const list = byWebhook.get(o.delivery.webhook_id);
+    if (list) list.push(o);
+    else byWebhook.set(o.delivery.webhook_id, [o]);
+  }
   // A success in the batch resets the failure count to the failures after it; otherwise they add up.
   const updateWebhooks = sql`
     update webhooks set

@@ -1,5 +1,6 @@
 import { expect, it } from 'vitest';
 import { timeOrderedId } from '../../src/domain/ids.js';
+import { newDeliveryRow } from '../../src/store/events.js';
 import { describeContract, type Harness, storeEvent, webhookBody } from '../helpers/harness.js';
 
 const HOUR = 3_600_000;
@@ -16,27 +17,14 @@ interface Stored {
 async function store(h: Harness, tenantId: number, webhookId: number, deliveries: Stored[]): Promise<void> {
   const eventId = await storeEvent(h.store, tenantId, 0, timeOrderedId('evt'));
   for (const d of deliveries) {
-    const id = timeOrderedId('dlv', d.at);
+    const row = newDeliveryRow(
+      { tenant_id: tenantId, webhook_id: webhookId, event_id: eventId, event_type: 'invoice.paid' },
+      d.at,
+    );
+    const id = row.id;
     await h.store.db
       .insertInto('deliveries')
-      .values({
-        id,
-        tenant_id: tenantId,
-        webhook_id: webhookId,
-        event_id: eventId,
-        event_type: 'invoice.paid',
-        is_test: 0,
-        manual: 0,
-        status: d.status,
-        attempts: d.durations.length,
-        next_attempt_at: null,
-        locked_until: null,
-        locked_by: null,
-        last_status_code: null,
-        last_error: null,
-        created_at: d.at,
-        updated_at: d.at,
-      })
+      .values({ ...row, status: d.status, attempts: d.durations.length, next_attempt_at: null })
       .execute();
     for (const [i, duration] of d.durations.entries()) {
       const last = i === d.durations.length - 1;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeliveryWorker } from '../../src/delivery/worker.js';
-import { newDeliveryId } from '../../src/domain/ids.js';
 import { Metrics } from '../../src/metrics.js';
 import type { Store } from '../../src/store/db.js';
+import { newDeliveryRow } from '../../src/store/events.js';
 import { pruneOldDeliveries } from '../../src/store/retention.js';
 import { createDeliveryHarness, type DeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
 import { DATABASES, describeContract, storeEvent, webhookBody } from '../helpers/harness.js';
@@ -34,27 +34,21 @@ async function seed(
   const eventId = await storeEvent(store, tenantId, created);
   const deliveryIds: string[] = [];
   for (const d of deliveries) {
-    const id = newDeliveryId(created);
+    const row = newDeliveryRow(
+      { tenant_id: tenantId, webhook_id: webhookId, event_id: eventId, event_type: 'invoice.paid' },
+      created,
+    );
+    const id = row.id;
     const updated = Date.now() - (d.updatedDaysAgo ?? ageDays) * DAY_MS;
     await store.db
       .insertInto('deliveries')
       .values({
-        id,
-        tenant_id: tenantId,
-        webhook_id: webhookId,
-        event_id: eventId,
-        event_type: 'invoice.paid',
+        ...row,
         status: d.status,
         attempts: 1,
         next_attempt_at: d.status === 'pending' ? updated + DAY_MS * 1000 : null,
-        locked_until: null,
-        locked_by: null,
         last_status_code: 500,
-        last_error: null,
-        created_at: created,
         updated_at: updated,
-        is_test: 0,
-        manual: 0,
       })
       .execute();
     await store.db

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { Resolver } from '../../src/delivery/safe-agent.js';
 import { createService, type Role, type Service } from '../../src/server.js';
+import { migrate, openStore, type Store } from '../../src/store/db.js';
 import type { DATABASES } from './harness.js';
 import { ADMIN_TOKEN } from './harness.js';
 import { makeCertificate, Receiver, type TestCertificate, verifyAllWays } from './receiver.js';
@@ -46,6 +47,26 @@ export async function freshDatabaseUrl(database: (typeof DATABASES)[number]): Pr
       await c.connect();
       await c.query(`drop schema ${schema} cascade`);
       await c.end();
+    },
+  };
+}
+
+/**
+ * A database of its own, migrated up to and including `upTo`: rows laid down in it are as the
+ * service wrote them before the later migrations. `drop` closes the store and removes the database.
+ */
+export async function storeMigratedTo(
+  database: (typeof DATABASES)[number],
+  upTo: string,
+): Promise<{ store: Store; drop(): Promise<void> }> {
+  const fresh = await freshDatabaseUrl(database);
+  const store = await openStore({ databaseUrl: fresh.url });
+  await migrate(store, upTo);
+  return {
+    store,
+    async drop() {
+      await store.close();
+      await fresh.drop();
     },
   };
 }

@@ -1,25 +1,20 @@
 import { sql } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import { migrate, openStore, type Store } from '../../src/store/db.js';
-import { freshDatabaseUrl } from '../helpers/delivery-harness.js';
+import { migrate, openStore } from '../../src/store/db.js';
+import { storeMigratedTo } from '../helpers/delivery-harness.js';
 import { DATABASES } from '../helpers/harness.js';
 
 /** Migrations that move data are run over data made by the schema before them. */
 for (const database of DATABASES) {
   describe.skipIf(database.skip)(`migrations on ${database.name}`, () => {
-    let store: Store | undefined;
     let drop = async () => {};
-    afterEach(async () => {
-      await store?.close();
-      await drop();
-    });
+    afterEach(() => drop());
 
     it('0005 copies each webhook subscribed types, in order, into its event list', async () => {
-      const fresh = await freshDatabaseUrl(database);
-      drop = fresh.drop;
-      store = await openStore({ databaseUrl: fresh.url });
+      const migrated = await storeMigratedTo(database, '0002_events_deliveries_attempts');
+      drop = migrated.drop;
+      const { store } = migrated;
       const db = store.db;
-      await migrate(store, '0002_events_deliveries_attempts');
       const now = Date.now();
       const tenant = await sql<{
         id: number;

@@ -1,31 +1,14 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { Migrator, sql } from 'kysely';
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
-import { migrate, openStore } from '../../src/store/db.js';
-import { migrations } from '../../src/store/migrations.js';
+import { migrate } from '../../src/store/db.js';
+import { storeMigratedTo } from '../helpers/delivery-harness.js';
 import { DATABASES } from '../helpers/harness.js';
 
 for (const database of DATABASES) {
   describe.skipIf(database.skip)(`migrations [${database.name}]`, () => {
     it('0004_secret_rotation fills in what existing rows need: attempts by webhook, disabled_at', async () => {
-      const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-migrate-'));
-      const pgSchema = database.url ? `test_${randomBytes(6).toString('hex')}` : undefined;
-      const store = await openStore({
-        databaseUrl: database.url,
-        sqlitePath: path.join(dataDir, 'webhooks.db'),
-        ...(pgSchema && { pgSchema }),
-      });
+      const { store, drop } = await storeMigratedTo(database, '0002_events_deliveries_attempts');
       try {
-        const migrator = new Migrator({
-          db: store.db,
-          provider: { getMigrations: async () => migrations(store.dialect) },
-          ...(pgSchema && { migrationTableSchema: pgSchema }),
-        });
-        const { error } = await migrator.migrateTo('0002_events_deliveries_attempts');
-        expect(error).toBeUndefined();
         // Rows as the service wrote them before: a webhook switched off on 410, a paused one, a
         // delivery that failed once then succeeded.
         await sql`insert into tenants (slug, name, plan, features, created_at, updated_at)
@@ -67,9 +50,7 @@ for (const database of DATABASES) {
           { number: 2, webhook_id: 2, delivery_status: 'succeeded' },
         ]);
       } finally {
-        if (pgSchema) await sql`drop schema ${sql.id(pgSchema)} cascade`.execute(store.db);
-        await store.close();
-        rmSync(dataDir, { recursive: true, force: true });
+        await drop();
       }
     });
   });

@@ -40,3 +40,18 @@ export function Empty({ title, children }: { title: string; children?: Component
     </div>
   );
 }
+
+/** The outcome of an action on the page; errors are announced at once, the rest politely. */
+export type Notice = { tone: 'ok' | 'error'; text: string } | undefined;
+
+export function Notices({ notice }: { notice: Notice }) {
+  return (
+    <div class="notices" aria-live="polite">
+      {notice && (
+        <p class={`notice notice-${notice.tone}`} role={notice.tone === 'error' ? 'alert' : 'status'}>
+          {notice.text}
+        </p>
+      )}
+    </div>
+  );
+}

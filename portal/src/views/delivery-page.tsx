@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, type Attempt, api } from '../api';
 import { HttpStatus, StatusBadge } from '../components/badges';
-import { ErrorState, Loading } from '../components/states';
+import { ErrorState, Loading, type Notice, Notices } from '../components/states';
 import { dateTime, duration, prettyJson, timeAgo } from '../format';
 import { useLoad } from '../load';
 import { Link } from '../router';
@@ -54,7 +54,7 @@ export function DeliveryPage({ id, deliveryId }: { id: string; deliveryId: strin
   const [refresh, setRefresh] = useState(0);
   const webhook = useLoad(() => api.webhook(id), [id]);
   const loaded = useLoad(() => api.delivery(id, deliveryId), [id, deliveryId, refresh], 3000);
-  const [notice, setNotice] = useState<{ tone: 'ok' | 'error'; text: string } | undefined>(undefined);
+  const [notice, setNotice] = useState<Notice>(undefined);
   const [busy, setBusy] = useState(false);
   const delivery = loaded.data?.data;
 
@@ -120,13 +120,7 @@ export function DeliveryPage({ id, deliveryId }: { id: string; deliveryId: strin
           </button>
         }
       />
-      <div class="notices" aria-live="polite">
-        {notice && (
-          <p class={`notice notice-${notice.tone}`} role={notice.tone === 'error' ? 'alert' : 'status'}>
-            {notice.text}
-          </p>
-        )}
-      </div>
+      <Notices notice={notice} />
       <section class="card" aria-labelledby="summary-title">
         <h2 id="summary-title" class="visually-hidden">
           Summary

@@ -4,14 +4,12 @@ import { StateBadge } from '../components/badges';
 import { DeliveriesChart, DurationChart } from '../components/charts';
 import { Dialog } from '../components/dialog';
 import { Field } from '../components/field';
-import { ErrorState, Loading } from '../components/states';
+import { ErrorState, Loading, type Notice, Notices } from '../components/states';
 import { dateTime, localInputValue, percent, plural, timeAgo } from '../format';
 import { useLoad } from '../load';
 import { Link, navigate } from '../router';
 import { DeliveryLog } from './delivery-log';
 import { PageHeader } from './page-header';
-
-type Notice = { tone: 'ok' | 'error'; text: string } | undefined;
 
 const GRACE_PERIODS: [number, string][] = [
   [0, 'None: the old secret stops at once'],
@@ -426,13 +424,7 @@ export function WebhookPage({ id }: { id: string }) {
           </>
         }
       />
-      <div class="notices" aria-live="polite">
-        {notice && (
-          <p class={`notice notice-${notice.tone}`} role={notice.tone === 'error' ? 'alert' : 'status'}>
-            {notice.text}
-          </p>
-        )}
-      </div>
+      <Notices notice={notice} />
       {webhook.disabled_reason && !webhook.is_active && (
         <p class="notice notice-error">
           <strong>
