@@ -4,7 +4,7 @@
  *
  *   npm run bench                 full run, medians of 3
  *   npm run bench -- --quick      smaller sizes, one run, under 3 minutes
- *   npm run bench -- --only NAME  scenarios whose name contains NAME
+ *   npm run bench -- --only NAME  scenarios whose name contains NAME (or one of NAME,NAME2)
  *
  * PostgreSQL scenarios run when BENCH_DATABASE_URL is set. Results: a table on the terminal,
  * bench/results/*.json and docs/benchmarks.md.
@@ -402,7 +402,8 @@ for (const db of DATABASES) {
   steps.push([`backlog ${db.name}`, () => backlog(db)]);
   steps.push([`api ${db.name}`, () => api(db)]);
 }
-const chosen = steps.filter(([name]) => name.includes(values.only ?? ''));
+const only = (values.only ?? '').split(',');
+const chosen = steps.filter(([name]) => only.some((part) => name.includes(part)));
 const total = chosen.length * RUNS;
 let done = 0;
 const progress = (label: string) => {

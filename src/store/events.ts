@@ -1,7 +1,7 @@
-import type { Transaction } from 'kysely';
+import { CompiledQuery, type Transaction } from 'kysely';
 import { ALL_EVENTS } from '../domain/events.js';
 import { newDeliveryId, newEventId } from '../domain/ids.js';
-import type { Store } from './db.js';
+import type { Dialect, Store } from './db.js';
 import type { Database } from './schema.js';
 import { wakeWorkers } from './wakeups.js';
 
@@ -56,16 +56,37 @@ export function newDeliveryRow(
 /** Rows per INSERT: well under both databases' limits on bound parameters. */
 const CHUNK = 500;
 
+/** INSERT texts by dialect, table and row count: a batch repeats the same few. */
+const insertTexts = new Map<string, string>();
+
+/**
+ * Inserts rows of one shape in chunks. The statement text is written here rather than by Kysely's
+ * builder, which parses every value of every row into nodes and compiles them back: 9 % of the API
+ * process's time when publishing batches.
+ */
 async function insertChunked(
   trx: Transaction<Database>,
+  dialect: Dialect,
   table: 'events' | 'deliveries',
   rows: Database['events'][] | Database['deliveries'][],
 ): Promise<void> {
+  const first = rows[0];
+  if (!first) return;
+  const columns = Object.keys(first);
   for (let i = 0; i < rows.length; i += CHUNK) {
-    await trx
-      .insertInto(table)
-      .values(rows.slice(i, i + CHUNK) as never)
-      .execute();
+    const chunk = rows.slice(i, i + CHUNK) as unknown as Record<string, unknown>[];
+    const key = `${dialect} ${table} ${chunk.length} ${columns.join()}`;
+    let text = insertTexts.get(key);
+    if (!text) {
+      let n = 0;
+      const placeholder = dialect === 'postgres' ? () => `$${++n}` : () => '?';
+      const values = chunk.map(() => `(${columns.map(placeholder).join(', ')})`).join(', ');
+      text = `insert into ${table} (${columns.join(', ')}) values ${values}`;
+      if (insertTexts.size >= 1000) insertTexts.clear();
+      insertTexts.set(key, text);
+    }
+    const parameters = chunk.flatMap((row) => columns.map((column) => row[column]));
+    await trx.executeQuery(CompiledQuery.raw(text, parameters));
   }
 }
 
@@ -131,7 +152,12 @@ async function deliveryCounts(trx: Transaction<Database>, eventIds: string[]): P
  * Stores events and fans each out to its tenant's active webhooks subscribed to its type or to
  * `*`: a few statements for the whole batch, in one transaction, then wakes the workers.
  */
-async function publishInTransaction(trx: Transaction<Database>, events: NewEvent[], now: number) {
+async function publishInTransaction(
+  trx: Transaction<Database>,
+  dialect: Dialect,
+  events: NewEvent[],
+  now: number,
+) {
   const known = await knownClientIds(trx, events);
   const subscribed = await subscriptions(trx, events);
   const eventRows: Database['events'][] = [];
@@ -162,8 +188,8 @@ async function publishInTransaction(trx: Transaction<Database>, events: NewEvent
     }
     return { id, deliveries: webhooks.size, created: true };
   });
-  await insertChunked(trx, 'events', eventRows);
-  await insertChunked(trx, 'deliveries', deliveryRows);
+  await insertChunked(trx, dialect, 'events', eventRows);
+  await insertChunked(trx, dialect, 'deliveries', deliveryRows);
   // A repeated client id answers with the first event and the deliveries it queued.
   const repeats = results.filter((r) => !r.created);
   if (repeats.length > 0) {
@@ -177,7 +203,7 @@ export async function publishEvents(store: Store, events: NewEvent[]): Promise<P
   const now = Date.now();
   const attempt = () =>
     store.db.transaction().execute(async (trx) => {
-      const { results, queued } = await publishInTransaction(trx, events, now);
+      const { results, queued } = await publishInTransaction(trx, store.dialect, events, now);
       return { results, queued };
     });
   let outcome: Awaited<ReturnType<typeof attempt>>;

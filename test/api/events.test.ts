@@ -146,10 +146,34 @@ describeContract('publish API', (h) => {
 
   it('takes up to 1,000 events per batch', async () => {
     const t = await h().tenant();
+    const hook = await h().api('POST', '/api/v1/webhooks', {
+      key: t.key,
+      body: webhookBody({ events: ['contact.created'] }),
+    });
     const event = { tenant: t.slug, type: 'contact.created', data: {} };
     const ok = await h().operator('POST', '/internal/v1/events/batch', { events: Array(1000).fill(event) });
     expect(ok.statusCode).toBe(202);
     expect(ok.json().data).toHaveLength(1000);
+    // Rows go in by chunks of 500: a whole number of them, and one over.
+    const more = await h().operator('POST', '/internal/v1/events/batch', { events: Array(501).fill(event) });
+    expect(more.statusCode).toBe(202);
+    const ids = [...ok.json().data, ...more.json().data].map((e: { id: string }) => e.id);
+    const deliveries = await h()
+      .store.db.selectFrom('deliveries')
+      .select(['event_id', 'webhook_id', 'tenant_id', 'event_type', 'status', 'attempts'])
+      .where('tenant_id', '=', t.id)
+      .execute();
+    expect(deliveries).toHaveLength(1501);
+    expect(new Set(deliveries.map((d) => d.event_id))).toEqual(new Set(ids));
+    for (const d of deliveries) {
+      expect(d).toMatchObject({
+        webhook_id: hook.json().data.id,
+        tenant_id: t.id,
+        event_type: 'contact.created',
+        status: 'pending',
+        attempts: 0,
+      });
+    }
     const tooMany = await h().operator('POST', '/internal/v1/events/batch', {
       events: Array(1001).fill(event),
     });
