@@ -44,6 +44,8 @@ export interface WorkerOptions {
  */
 const POLL_MS = 5_000;
 const CLAIM_BATCH = 100;
+/** How long freed slots gather before the claim that fills them. */
+const GATHER_MS = 2;
 const STATISTICS_EVERY_MS = 60_000;
 /** At most this many outcomes in one write. */
 const FLUSH_BATCH = 500;
@@ -109,6 +111,9 @@ export class DeliveryWorker {
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** Slots freed since the last claim, and the timer that claims them if no more come. */
+  private freed = 0;
+  private gathering: NodeJS.Timeout | undefined;
   private readonly pruning: Upkeep;
   private readonly refreshing: Upkeep;
 
@@ -159,6 +164,7 @@ export class DeliveryWorker {
     if (!this.running) return;
     this.running = false;
     clearInterval(this.pruneTimer);
+    clearTimeout(this.gathering);
     this.wake();
     await this.loop;
     await this.pruning.done();
@@ -190,6 +196,9 @@ export class DeliveryWorker {
         let full = false;
         if (free > 0) {
           const limit = Math.min(free, CLAIM_BATCH);
+          this.freed = 0;
+          clearTimeout(this.gathering);
+          this.gathering = undefined;
           this.claiming = true;
           const claimed = await claimDeliveries(this.options.store, {
             workerId: this.id,
@@ -271,15 +280,24 @@ export class DeliveryWorker {
         continue;
       }
       this.perWebhook.set(delivery.webhook_id, busy + 1);
-      const done = this.deliver(delivery)
+      let answered = false;
+      // The webhook's slot is free once its endpoint has answered (or failed to); the worker's slot
+      // and the lease are held until the outcome is written.
+      const freeWebhookSlot = () => {
+        if (answered) return;
+        answered = true;
+        const left = (this.perWebhook.get(delivery.webhook_id) ?? 1) - 1;
+        if (left > 0) this.perWebhook.set(delivery.webhook_id, left);
+        else this.perWebhook.delete(delivery.webhook_id);
+        this.slotFreed();
+      };
+      const done = this.deliver(delivery, freeWebhookSlot)
         .catch((error) => this.options.log.error({ err: error, delivery: delivery.id }, 'delivery failed'))
         .finally(() => {
           this.inFlight.delete(delivery.id);
-          const left = (this.perWebhook.get(delivery.webhook_id) ?? 1) - 1;
-          if (left > 0) this.perWebhook.set(delivery.webhook_id, left);
-          else this.perWebhook.delete(delivery.webhook_id);
-          // A claim under way counted this slot as busy: it must look again.
-          if (this.backlog || this.claiming) this.wake();
+          freeWebhookSlot();
+          // The worker's own limit was holding claims back.
+          if (this.inFlight.size >= this.options.config.delivery.concurrency - CLAIM_BATCH) this.slotFreed();
         });
       this.inFlight.set(delivery.id, done);
     }
@@ -287,7 +305,25 @@ export class DeliveryWorker {
     await releaseDeliveries(this.options.store, this.id, excess);
   }
 
-  private async deliver(delivery: ClaimedDelivery): Promise<void> {
+  /**
+   * A claim under way counted a slot as busy, or due work was left behind: look again once half a
+   * webhook's worth of slots is free, or a moment later, so that one claim fills several slots (a
+   * claim costs about as much for one delivery as for twenty).
+   */
+  private slotFreed(): void {
+    if (!(this.backlog || this.claiming)) return;
+    this.freed += 1;
+    if (this.freed >= Math.ceil(this.options.config.delivery.webhookConcurrency / 2)) {
+      this.wake();
+      return;
+    }
+    this.gathering ??= setTimeout(() => {
+      this.gathering = undefined;
+      this.wake();
+    }, GATHER_MS);
+  }
+
+  private async deliver(delivery: ClaimedDelivery, answered: () => void): Promise<void> {
     const { config, metrics } = this.options;
     const result = await send(
       {
@@ -303,6 +339,7 @@ export class DeliveryWorker {
       { agent: this.agent, policy: this.policy, allowHttp: config.allowHttpTargets },
       this.shutdown.signal,
     );
+    answered();
     // Aborted by shutdown: not the receiver's fault; the lease is released and it is sent again.
     if (this.shutdown.signal.aborted && result.statusCode === null) return;
     // An attempt asked for by hand is one attempt: when it fails, the delivery is failed again.
@@ -351,7 +388,8 @@ export class DeliveryWorker {
 
   /**
    * Outcomes are written in batches: those that finish while a write is under way go together
-   * in the next one. A delivery keeps its slot (and its lease) until its outcome is written.
+   * in the next one. A delivery keeps its slot in the worker (and its lease) until its outcome is
+   * written; its webhook's slot is free once the endpoint has answered.
    */
   private record(outcome: Outcome): Promise<void> {
     return new Promise((resolve, reject) => {

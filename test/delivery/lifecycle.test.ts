@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { createDeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
 import { DATABASES } from '../helpers/harness.js';
@@ -135,6 +136,47 @@ for (const database of DATABASES) {
         await h.close();
       }
     });
+
+    // PostgreSQL: another session can hold up the writing of outcomes alone, claims going on.
+    it.skipIf(!database.url)(
+      "frees a webhook's slot once its endpoint answers, before the outcome is written",
+      async () => {
+        const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '1' });
+        const blocker = new pg.Client({ connectionString: h.env.DATABASE_URL });
+        try {
+          h.receiver.on('/one', () => ({ status: 200, delayMs: 100 }));
+          const hook = await h.webhook({ url: h.receiver.url('/one'), events: ['invoice.paid'] });
+          await blocker.connect();
+          await blocker.query('begin');
+          await blocker.query('lock table attempts in exclusive mode');
+          for (let i = 0; i < 3; i++) await h.publish('invoice.paid');
+          await waitFor(
+            () => h.receiver.at('/one').length === 3,
+            10_000,
+            'all three sent while no outcome is written',
+          );
+          expect((await h.deliveries(hook.id)).map((d) => [d.status, d.attempts])).toEqual([
+            ['pending', 0],
+            ['pending', 0],
+            ['pending', 0],
+          ]);
+          // Still one at a time: each sent after the answer to the one before.
+          const at = h.receiver.at('/one').map((r) => r.at);
+          const gaps = at.slice(1).map((t, i) => t - (at[i] as number));
+          for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(90);
+          await blocker.query('commit');
+          await waitFor(
+            async () => (await h.deliveries(hook.id)).every((d) => d.status === 'succeeded'),
+            10_000,
+            'the outcomes, once written',
+          );
+          expect(h.receiver.at('/one')).toHaveLength(3);
+        } finally {
+          await blocker.end();
+          await h.close();
+        }
+      },
+    );
 
     it('keeps one slow webhook from holding up the others', async () => {
       const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '2' });
