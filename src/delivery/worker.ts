@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type { Agent } from 'undici';
 import type { Config } from '../config.js';
@@ -118,6 +119,8 @@ export class DeliveryWorker {
   private readonly refreshing: Upkeep;
 
   constructor(private readonly options: WorkerOptions) {
+    // Every delivery in flight listens for shutdown: up to `concurrency` listeners, not a leak.
+    setMaxListeners(0, this.shutdown.signal);
     this.pruning = new Upkeep('pruning old deliveries', options.log);
     this.refreshing = new Upkeep('refreshing queue statistics', options.log);
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);

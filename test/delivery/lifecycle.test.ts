@@ -178,6 +178,29 @@ for (const database of DATABASES) {
       },
     );
 
+    it('has many deliveries in flight without a warning of leaking shutdown listeners', async () => {
+      const h = await createDeliveryHarness(database);
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on('warning', onWarning);
+      try {
+        for (let i = 0; i < 12; i++) {
+          h.receiver.on(`/many/${i}`, () => ({ status: 200, delayMs: 200 }));
+          await h.webhook({ url: h.receiver.url(`/many/${i}`), events: ['participant.added'] });
+        }
+        await h.publish('participant.added');
+        await waitFor(
+          async () => (await h.deliveries()).filter((d) => d.status === 'succeeded').length === 12,
+          10_000,
+          'twelve deliveries in flight together, then done',
+        );
+        expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+      } finally {
+        process.off('warning', onWarning);
+        await h.close();
+      }
+    });
+
     it('keeps one slow webhook from holding up the others', async () => {
       const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '2' });
       try {
