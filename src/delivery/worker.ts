@@ -283,12 +283,12 @@ export class DeliveryWorker {
         continue;
       }
       this.perWebhook.set(delivery.webhook_id, busy + 1);
-      let answered = false;
+      let webhookSlotFree = false;
       // The webhook's slot is free once its endpoint has answered (or failed to); the worker's slot
       // and the lease are held until the outcome is written.
       const freeWebhookSlot = () => {
-        if (answered) return;
-        answered = true;
+        if (webhookSlotFree) return;
+        webhookSlotFree = true;
         const left = (this.perWebhook.get(delivery.webhook_id) ?? 1) - 1;
         if (left > 0) this.perWebhook.set(delivery.webhook_id, left);
         else this.perWebhook.delete(delivery.webhook_id);
@@ -299,7 +299,7 @@ export class DeliveryWorker {
         .finally(() => {
           this.inFlight.delete(delivery.id);
           freeWebhookSlot();
-          // The worker's own limit was holding claims back.
+          // Near the worker's own limit, its slots too hold claims back.
           if (this.inFlight.size >= this.options.config.delivery.concurrency - CLAIM_BATCH) this.slotFreed();
         });
       this.inFlight.set(delivery.id, done);
