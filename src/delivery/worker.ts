@@ -20,7 +20,7 @@ import { pruneOldDeliveries } from '../store/retention.js';
 import { listenForDeliveries } from '../store/wakeups.js';
 import { DueTimes } from './due-times.js';
 import { deliveryAgent, type Resolver } from './safe-agent.js';
-import { send } from './sender.js';
+import { type SendResult, send } from './sender.js';
 
 export interface WorkerLog {
   info(obj: object | string, msg?: string): void;
@@ -283,22 +283,10 @@ export class DeliveryWorker {
         continue;
       }
       this.perWebhook.set(delivery.webhook_id, busy + 1);
-      let webhookSlotFree = false;
-      // The webhook's slot is free once its endpoint has answered (or failed to); the worker's slot
-      // and the lease are held until the outcome is written.
-      const freeWebhookSlot = () => {
-        if (webhookSlotFree) return;
-        webhookSlotFree = true;
-        const left = (this.perWebhook.get(delivery.webhook_id) ?? 1) - 1;
-        if (left > 0) this.perWebhook.set(delivery.webhook_id, left);
-        else this.perWebhook.delete(delivery.webhook_id);
-        this.slotFreed();
-      };
-      const done = this.deliver(delivery, freeWebhookSlot)
+      const done = this.deliver(delivery)
         .catch((error) => this.options.log.error({ err: error, delivery: delivery.id }, 'delivery failed'))
         .finally(() => {
           this.inFlight.delete(delivery.id);
-          freeWebhookSlot();
           // Near the worker's own limit, its slots too hold claims back.
           if (this.inFlight.size >= this.options.config.delivery.concurrency - CLAIM_BATCH) this.slotFreed();
         });
@@ -326,23 +314,37 @@ export class DeliveryWorker {
     }, GATHER_MS);
   }
 
-  private async deliver(delivery: ClaimedDelivery, answered: () => void): Promise<void> {
+  /** Gives back a webhook's slot. */
+  private freeWebhookSlot(webhookId: number): void {
+    const left = (this.perWebhook.get(webhookId) ?? 1) - 1;
+    if (left > 0) this.perWebhook.set(webhookId, left);
+    else this.perWebhook.delete(webhookId);
+    this.slotFreed();
+  }
+
+  private async deliver(delivery: ClaimedDelivery): Promise<void> {
     const { config, metrics } = this.options;
-    const result = await send(
-      {
-        deliveryId: delivery.id,
-        eventId: delivery.event_id,
-        eventType: delivery.event_type,
-        url: delivery.url,
-        body: delivery.payload,
-        customHeaders: delivery.headers,
-        secrets: this.signingSecrets(delivery, Date.now()),
-        timeoutMs: delivery.timeout_seconds * 1000,
-      },
-      { agent: this.agent, policy: this.policy, allowHttp: config.allowHttpTargets },
-      this.shutdown.signal,
-    );
-    answered();
+    let result: SendResult;
+    try {
+      result = await send(
+        {
+          deliveryId: delivery.id,
+          eventId: delivery.event_id,
+          eventType: delivery.event_type,
+          url: delivery.url,
+          body: delivery.payload,
+          customHeaders: delivery.headers,
+          secrets: this.signingSecrets(delivery, Date.now()),
+          timeoutMs: delivery.timeout_seconds * 1000,
+        },
+        { agent: this.agent, policy: this.policy, allowHttp: config.allowHttpTargets },
+        this.shutdown.signal,
+      );
+    } finally {
+      // The webhook's slot is free once its endpoint has answered (or failed to); the worker's slot
+      // and the lease are held until the outcome is written.
+      this.freeWebhookSlot(delivery.webhook_id);
+    }
     // Aborted by shutdown: not the receiver's fault; the lease is released and it is sent again.
     if (this.shutdown.signal.aborted && result.statusCode === null) return;
     // An attempt asked for by hand is one attempt: when it fails, the delivery is failed again.

@@ -2,7 +2,7 @@ import { type Selectable, sql } from 'kysely';
 import { firstIdAt, newEventId } from '../domain/ids.js';
 import type { DeliveryStatus } from '../domain/outcome.js';
 import type { Store } from './db.js';
-import { eventBody, newDeliveryRow } from './events.js';
+import { eventBody, insertRows, newDeliveryRow } from './events.js';
 import type { AttemptTable, DeliveryTable } from './schema.js';
 import { wakeWorkers } from './wakeups.js';
 
@@ -281,9 +281,8 @@ export async function queueTestDelivery(
     { is_test: 1, manual: 1 },
   );
   await store.db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('events')
-      .values({
+    await insertRows(trx, store.dialect, 'events', [
+      {
         id: eventId,
         tenant_id: tenant.id,
         type: TEST_EVENT_TYPE,
@@ -293,9 +292,9 @@ export async function queueTestDelivery(
           message: 'A test event sent from PlanDocket Webhooks.',
         }),
         created_at: now,
-      })
-      .execute();
-    await trx.insertInto('deliveries').values(delivery).execute();
+      },
+    ]);
+    await insertRows(trx, store.dialect, 'deliveries', [delivery]);
   });
   await wakeWorkers(store);
   return delivery;

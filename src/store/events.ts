@@ -60,11 +60,11 @@ const CHUNK = 500;
 const insertTexts = new Map<string, string>();
 
 /**
- * Inserts rows of one shape in chunks. The statement text is written here rather than by Kysely's
+ * Inserts rows of one shape (the same columns in the same order), in chunks. The statement text is written here rather than by Kysely's
  * builder, which parses every value of every row into nodes and compiles them back: 9 % of the API
  * process's time when publishing batches.
  */
-async function insertChunked(
+export async function insertRows(
   trx: Transaction<Database>,
   dialect: Dialect,
   table: 'events' | 'deliveries',
@@ -188,8 +188,8 @@ async function publishInTransaction(
     }
     return { id, deliveries: webhooks.size, created: true };
   });
-  await insertChunked(trx, dialect, 'events', eventRows);
-  await insertChunked(trx, dialect, 'deliveries', deliveryRows);
+  await insertRows(trx, dialect, 'events', eventRows);
+  await insertRows(trx, dialect, 'deliveries', deliveryRows);
   // A repeated client id answers with the first event and the deliveries it queued.
   const repeats = results.filter((r) => !r.created);
   if (repeats.length > 0) {

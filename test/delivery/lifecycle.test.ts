@@ -1,7 +1,15 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createDeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
+import { createDeliveryHarness, type DeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
 import { DATABASES } from '../helpers/harness.js';
+
+/** `count` webhooks on the receiver's host for `participant.added`, each answering after `delayMs`. */
+async function webhooksOfOneHost(h: DeliveryHarness, prefix: string, count: number, delayMs: number) {
+  for (let i = 0; i < count; i++) {
+    h.receiver.on(`${prefix}/${i}`, () => ({ status: 200, delayMs }));
+    await h.webhook({ url: h.receiver.url(`${prefix}/${i}`), events: ['participant.added'] });
+  }
+}
 
 for (const database of DATABASES) {
   describe.skipIf(database.skip)(`worker lifecycle [${database.name}]`, () => {
@@ -118,10 +126,7 @@ for (const database of DATABASES) {
     it('shares a bounded set of connections among the webhooks of one host', async () => {
       const h = await createDeliveryHarness(database, { ORIGIN_CONNECTIONS: '4' });
       try {
-        for (let i = 0; i < 12; i++) {
-          h.receiver.on(`/shared/${i}`, () => ({ status: 200, delayMs: 50 }));
-          await h.webhook({ url: h.receiver.url(`/shared/${i}`), events: ['participant.added'] });
-        }
+        await webhooksOfOneHost(h, '/shared', 12, 50);
         const before = h.receiver.connections;
         await h.publish('participant.added');
         await waitFor(
@@ -184,10 +189,7 @@ for (const database of DATABASES) {
       const onWarning = (warning: Error) => warnings.push(warning);
       process.on('warning', onWarning);
       try {
-        for (let i = 0; i < 12; i++) {
-          h.receiver.on(`/many/${i}`, () => ({ status: 200, delayMs: 200 }));
-          await h.webhook({ url: h.receiver.url(`/many/${i}`), events: ['participant.added'] });
-        }
+        await webhooksOfOneHost(h, '/many', 12, 200);
         await h.publish('participant.added');
         await waitFor(
           async () => (await h.deliveries()).filter((d) => d.status === 'succeeded').length === 12,
