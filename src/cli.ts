@@ -175,6 +175,13 @@ program.addCommand(deliveriesCommand(request));
 program.addCommand(recoverCommand(request));
 program.addCommand(pruneCommand(request));
 
+// better-sqlite3 13 crashes on older Node.js lines (a segmentation fault, no message): say why instead.
+const nodeMajor = Number(process.versions.node.split('.')[0]);
+if (nodeMajor < 22) {
+  process.stderr.write(`PlanDocket Webhooks needs Node.js 22 or newer; this is ${process.version}.\n`);
+  process.exit(1);
+}
+
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
