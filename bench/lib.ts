@@ -154,7 +154,8 @@ export async function deploy(options: {
     apiPort,
     processes,
     async start(role) {
-      const child = await serve(role, env);
+      // A worker serves its health and metrics on a port of its own.
+      const child = await serve(role, role === 'worker' ? { ...env, PORT: '0' } : env);
       processes.push(child);
       return child;
     },

@@ -23,6 +23,7 @@ export interface Config {
   logLevel: string;
   allowHttpTargets: boolean;
   allowedTargetCidrs: string[];
+  database: DatabaseConfig;
   delivery: DeliveryConfig;
   /** Deliveries that are over, and their attempts, are kept this many days. */
   retentionDays: number;
@@ -36,6 +37,22 @@ export interface PortalConfig {
   linkTtlMs: number;
   /** How long the session key that a portal link gives lasts. */
   sessionTtlMs: number;
+}
+
+/** Bounds on every wait on the database (PostgreSQL; SQLite runs in process). */
+export interface DatabaseConfig {
+  /** Opening a connection, and waiting for a free one of the pool. */
+  connectTimeoutMs: number;
+  /**
+   * One statement: the server cancels it after this long, and the client gives up on the
+   * connection a little later when no answer comes (a partition), so that nothing waits forever.
+   */
+  statementTimeoutMs: number;
+  /**
+   * A transaction left open without a statement is ended by the server after this long, and its
+   * locks freed: one cut off by a partition would otherwise hold its rows until TCP gives up.
+   */
+  idleInTransactionTimeoutMs: number;
 }
 
 export interface DeliveryConfig {
@@ -147,6 +164,23 @@ function delivery(env: Env): DeliveryConfig {
   };
 }
 
+function databaseTimeout(env: Env, name: string, fallback: string): number {
+  const ms = duration(env, name, fallback);
+  if (ms < 100 || ms > 3_600_000)
+    throw new ConfigError(`${name} must be from 100ms to 1h, got "${env[name]}"`);
+  return ms;
+}
+
+function database(env: Env): DatabaseConfig {
+  return {
+    connectTimeoutMs: databaseTimeout(env, 'DATABASE_CONNECT_TIMEOUT', '5s'),
+    statementTimeoutMs: databaseTimeout(env, 'DATABASE_STATEMENT_TIMEOUT', '15s'),
+    idleInTransactionTimeoutMs: databaseTimeout(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT', '10s'),
+  };
+}
+
+export const DEFAULT_DATABASE_TIMEOUTS: DatabaseConfig = database({});
+
 function portal(env: Env): PortalConfig {
   const raw = env.PUBLIC_URL || undefined;
   let publicUrl: string | undefined;
@@ -223,6 +257,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     logLevel: logLevel(env),
     allowHttpTargets: boolean(env, 'ALLOW_HTTP_TARGETS'),
     allowedTargetCidrs: cidrs(env),
+    database: database(env),
     delivery: delivery(env),
     retentionDays: count(env, 'RETENTION_DAYS', 30, 3650),
     portal: portal(env),

@@ -35,6 +35,12 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly workerLastCycle = new Gauge({
+    name: 'webhook_worker_last_cycle_timestamp_seconds',
+    help: "Unix time at which the worker's loop last completed a cycle (a claim, or a failed one); stays still while the loop is stuck.",
+    registers: [this.registry],
+  });
+
   constructor(store: Store) {
     // The process's own: memory, heap, event-loop delay, CPU, open handles.
     collectDefaultMetrics({ register: this.registry });

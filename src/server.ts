@@ -1,16 +1,20 @@
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { buildApp, loggerOptions } from './api/app.js';
+import { buildApp, buildWorkerApp, loggerOptions } from './api/app.js';
 import type { Config } from './config.js';
 import { DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
 import { Metrics } from './metrics.js';
 import { migrate, openStore, type Store } from './store/db.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
+/** Shutdown ends within SHUTDOWN_GRACE plus this, whatever the database does. */
+const SHUTDOWN_MARGIN_MS = 5_000;
 export type Role = (typeof ROLES)[number];
 
 export interface Service {
-  app: FastifyInstance | undefined;
+  /** The API (roles `all` and `api`), or a worker's health and metrics (role `worker`). */
+  app: FastifyInstance;
   worker: DeliveryWorker | undefined;
   store: Store;
   /** Stops the worker (finishing or releasing its deliveries), closes the API and the database. */
@@ -18,7 +22,11 @@ export interface Service {
 }
 
 export async function openConfiguredStore(config: Config): Promise<Store> {
-  return openStore({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
+  return openStore({
+    databaseUrl: config.databaseUrl,
+    sqlitePath: config.sqlitePath,
+    timeouts: config.database,
+  });
 }
 
 export interface ServiceOptions {
@@ -36,7 +44,6 @@ export async function createService(config: Config, options: ServiceOptions = {}
   try {
     await migrate(store);
     const metrics = new Metrics(store);
-    const app = role === 'worker' ? undefined : await buildApp({ config, store, metrics, logger });
     const worker =
       role === 'api'
         ? undefined
@@ -47,6 +54,10 @@ export async function createService(config: Config, options: ServiceOptions = {}
             log: logger.child({ component: 'worker' }),
             ...options.worker,
           });
+    const app =
+      role === 'worker' && worker
+        ? await buildWorkerApp({ store, metrics, worker, logger })
+        : await buildApp({ config, store, metrics, logger, ...(worker && { worker }) });
     worker?.start();
     return {
       app,
@@ -54,7 +65,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
       store,
       async close() {
         await worker?.stop();
-        await app?.close();
+        await app.close();
         await store.close();
       },
     };
@@ -76,12 +87,13 @@ export async function serve(config: Config, role: Role): Promise<void> {
     );
   }
   const service = await createService(config, { role, logger });
-  if (service.app) await service.app.listen({ port: config.port, host: config.host });
+  await service.app.listen({ port: config.port, host: config.host });
+  const { port } = service.app.server.address() as AddressInfo;
   logger.info(
-    { role, database: config.databaseUrl ? 'postgres' : config.sqlitePath, worker: service.worker?.id },
-    service.app
-      ? `PlanDocket Webhooks is listening on port ${config.port}`
-      : 'PlanDocket Webhooks worker started',
+    { role, port, database: config.databaseUrl ? 'postgres' : config.sqlitePath, worker: service.worker?.id },
+    role === 'worker'
+      ? `PlanDocket Webhooks worker started; health and metrics on port ${port}`
+      : `PlanDocket Webhooks is listening on port ${port}`,
   );
 
   let closing = false;
@@ -89,6 +101,15 @@ export async function serve(config: Config, role: Role): Promise<void> {
     if (closing) return;
     closing = true;
     logger.info({ signal }, 'shutting down: no new claims, finishing deliveries in flight');
+    // Whatever the database does, the process ends: leases left behind expire as after a kill.
+    const limitMs = config.delivery.shutdownGraceMs + SHUTDOWN_MARGIN_MS;
+    setTimeout(() => {
+      logger.error(
+        { limit_ms: limitMs },
+        'shutdown did not finish within SHUTDOWN_GRACE and its margin (does the database answer?); exiting, leases left behind expire',
+      );
+      process.exit(1);
+    }, limitMs).unref();
     try {
       await service.close();
       logger.info('stopped');

@@ -7,12 +7,15 @@ import addFormats from 'ajv-formats';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
 import type { Config } from '../config.js';
+import type { DeliveryWorker } from '../delivery/worker.js';
 import { Metrics } from '../metrics.js';
-import { isDatabaseUnavailable, type Store } from '../store/db.js';
+import { isDatabaseUnavailable, type Store, storageFailure } from '../store/db.js';
 import type { RecoverProgress } from '../store/delivery-log.js';
 import { VERSION } from '../version.js';
 import { ApiError, fieldErrorsFromSchema } from './errors.js';
@@ -36,6 +39,8 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'] | FastifyBaseLogger;
   /** Told how a recovery of failed deliveries advances (the command line's progress bar). */
   onRecoverProgress?: (progress: RecoverProgress) => void;
+  /** The worker of the same process, whose loop readiness watches. */
+  worker?: DeliveryWorker;
 }
 
 /** Log lines never carry keys: `?api_key=` is cut from logged URLs, headers are not logged. */
@@ -50,6 +55,14 @@ export function loggerOptions(level: string): FastifyServerOptions['logger'] {
       req: (req) => ({ method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip }),
     },
   };
+}
+
+/** `262144` -> `256 KiB (262144 bytes)`: a limit as people read it, and exactly. */
+function bytesText(bytes: number): string {
+  const mib = 1024 * 1024;
+  if (bytes >= mib && bytes % mib === 0) return `${bytes / mib} MiB (${bytes} bytes)`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB (${bytes} bytes)`;
+  return `${bytes} bytes`;
 }
 
 /** Body fields are checked strictly; query strings and path parameters are coerced from text. */
@@ -122,7 +135,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         case 'FST_ERR_CTP_INVALID_JSON_BODY':
           return reply.code(400).send({ error: 'Malformed JSON in request body.', meta });
         case 'FST_ERR_CTP_BODY_TOO_LARGE':
-          return reply.code(413).send({ error: `Request body is larger than ${BODY_LIMIT} bytes.`, meta });
+          // The route's own limit (the publish routes have theirs), else the app's.
+          return reply.code(413).send({
+            error: `Request body is larger than ${bytesText(request.routeOptions.bodyLimit ?? BODY_LIMIT)}.`,
+            meta,
+          });
         case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
           return reply.code(415).send({ error: 'Content-Type must be application/json.', meta });
       }
@@ -131,6 +148,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
       if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
         return reply.code(error.statusCode).send({ error: error.message, meta });
+      }
+      const storage = storageFailure(error);
+      if (storage) {
+        // Disk full, I/O errors, a read-only file or server: the operator has to act.
+        request.log.error({ err: error, cause: storage }, `database storage failing: ${storage}`);
+        return reply.code(503).header('Retry-After', '30').send({
+          error:
+            'Service unavailable: the database storage is failing (full or not writable). Try again later.',
+          meta,
+        });
       }
       if (isDatabaseUnavailable(error)) {
         request.log.warn({ err: error }, 'database unavailable');
@@ -177,7 +204,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/api/v1/openapi.json' } });
 
-  await app.register(healthRoutes(store));
+  await app.register(healthRoutes(store, options.worker));
   await app.register(webhookRoutes(config, store));
   await app.register(
     deliveryRoutes(config, store, {
@@ -189,9 +216,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(portalLinkRoutes(config, store));
   await app.register(portalFiles(), { prefix: '/portal' });
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/portal/'));
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
+  app.get('/metrics', { schema: { hide: true } }, metricsHandler(metrics));
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   for (const [url, methods] of methodsByUrl) {
@@ -209,5 +234,26 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           .send({ error: `Method ${request.method} is not allowed here.`, meta: { request_id: request.id } }),
     });
   }
+  return app;
+}
+
+function metricsHandler(metrics: Metrics) {
+  return async (_request: FastifyRequest, reply: FastifyReply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+}
+
+/**
+ * What a worker process serves (`serve --role worker`): `/healthz`, `/readyz` (the database, and
+ * whether its loop goes round) and `/metrics`, on `PORT`, and nothing of the API.
+ */
+export async function buildWorkerApp(options: {
+  store: Store;
+  metrics: Metrics;
+  worker: DeliveryWorker;
+  logger?: FastifyBaseLogger;
+}): Promise<FastifyInstance> {
+  const app = Fastify(options.logger ? { loggerInstance: options.logger } : { logger: false });
+  await app.register(healthRoutes(options.store, options.worker));
+  app.get('/metrics', metricsHandler(options.metrics));
   return app;
 }

@@ -55,6 +55,8 @@ const PRUNE_EVERY_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 /** Deliveries that exhaust their retries before a failing webhook is switched off. */
 const AUTO_DISABLE_MIN_FAILED = 5;
+/** SQLite answers in process; this stands for its answer timeout in the loop's own bound. */
+const IN_PROCESS_ANSWER_MS = 5_000;
 
 /** Upkeep beside the claims, one run at a time; a failed run is logged and tried again later. */
 class Upkeep {
@@ -117,12 +119,22 @@ export class DeliveryWorker {
   private gathering: NodeJS.Timeout | undefined;
   private readonly pruning: Upkeep;
   private readonly refreshing: Upkeep;
+  /** Whether the last write of outcomes failed (the database away): no claims until one succeeds. */
+  private recordingFails = false;
+  /** When the cycle under way began: a claim and the launch of what it took. */
+  private cycleStartedAt: number | undefined;
+  /**
+   * A cycle makes at most three queries, each bounded by the store's answer timeout: one that
+   * takes longer than this is stuck, and readiness says so.
+   */
+  readonly cycleBoundMs: number;
 
   constructor(private readonly options: WorkerOptions) {
     // Every delivery in flight listens for shutdown: up to `concurrency` listeners, not a leak.
     setMaxListeners(0, this.shutdown.signal);
     this.pruning = new Upkeep('pruning old deliveries', options.log);
     this.refreshing = new Upkeep('refreshing queue statistics', options.log);
+    this.cycleBoundMs = 3 * (options.store.answerTimeoutMs ?? IN_PROCESS_ANSWER_MS) + 5_000;
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
     this.agent = deliveryAgent({
       policy: this.policy,
@@ -151,6 +163,17 @@ export class DeliveryWorker {
       });
       if (pruned.deliveries > 0 || pruned.events > 0) log.info(pruned, 'pruned old deliveries and events');
     });
+  }
+
+  /**
+   * Why the loop counts as stuck, when a cycle has been under way for longer than its bound
+   * (see `/readyz`); undefined while it goes round.
+   */
+  stalled(now = Date.now()): string | undefined {
+    if (!this.running || this.cycleStartedAt === undefined) return undefined;
+    const ms = now - this.cycleStartedAt;
+    if (ms <= this.cycleBoundMs) return undefined;
+    return `The worker's loop has not completed a cycle for ${Math.round(ms / 1000)} s (bound: ${Math.round(this.cycleBoundMs / 1000)} s).`;
   }
 
   /** Look for due work now. */
@@ -193,8 +216,11 @@ export class DeliveryWorker {
     while (this.running) {
       this.woken = false;
       this.backlog = false;
+      this.cycleStartedAt = Date.now();
       try {
-        const free = delivery.concurrency - this.inFlight.size;
+        // While outcomes cannot be written, nothing more is claimed: what it took could not be
+        // recorded before its lease expired, and another worker would send it again.
+        const free = this.recordingFails ? 0 : delivery.concurrency - this.inFlight.size;
         const claimedAt = Date.now();
         let full = false;
         if (free > 0) {
@@ -222,17 +248,27 @@ export class DeliveryWorker {
         } else {
           this.backlog = true;
         }
+        this.cycleCompleted();
         failures = 0;
         if (full || this.woken || !this.running) continue;
         await this.sleep(this.retryTimes.untilNext(claimedAt, Date.now(), POLL_MS));
       } catch (error) {
         this.claiming = false;
+        this.cycleCompleted();
         failures += 1;
-        this.options.log.warn({ err: error }, 'claiming deliveries failed; retrying');
+        // Once per outage, then every tenth try: the database may be away for minutes.
+        if (failures === 1 || failures % 10 === 0) {
+          this.options.log.warn({ err: error, failures }, 'claiming deliveries failed; retrying');
+        }
         this.woken = false;
         await this.sleep(Math.min(30_000, 100 * 2 ** Math.min(failures, 9)));
       }
     }
+  }
+
+  private cycleCompleted(): void {
+    this.cycleStartedAt = undefined;
+    this.options.metrics.workerLastCycle.set(Date.now() / 1000);
   }
 
   /**
@@ -429,14 +465,25 @@ export class DeliveryWorker {
           { afterMs: config.delivery.autoDisableAfterMs, minFailedDeliveries: AUTO_DISABLE_MIN_FAILED },
         );
         for (const b of batch) b.resolve();
+        if (this.recordingFails) {
+          this.recordingFails = false;
+          this.wake();
+        }
         return;
       } catch (error) {
+        this.recordingFails = true;
         if (!this.running && tries >= 2) {
           for (const b of batch) b.reject(error);
           return;
         }
-        log.warn({ err: error, deliveries: batch.length }, 'recording attempts failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 100 * 2 ** Math.min(tries, 7))));
+        if (tries === 0 || tries % 10 === 9) {
+          log.warn(
+            { err: error, deliveries: batch.length, tries: tries + 1 },
+            'recording attempts failed; retrying',
+          );
+        }
+        // Soon: outcomes wait behind this batch, and their leases run out.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * 2 ** tries)));
       }
     }
   }

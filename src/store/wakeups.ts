@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import pg from 'pg';
+import { settledWithin } from '../deadline.js';
 import type { Store } from './db.js';
 
 /**
@@ -38,6 +39,14 @@ export async function wakeWorkers(store: Store): Promise<void> {
   }
 }
 
+/**
+ * The LISTEN connection is asked this often whether it still answers: a connection silenced by a
+ * partition (nothing forwarded, nothing closed) would otherwise wait for notifications forever.
+ */
+export const LISTEN_CHECK_MS = 10_000;
+/** How long the check waits for its answer. */
+const LISTEN_ANSWER_MS = 5_000;
+
 export interface ListenLog {
   warn(obj: object, msg: string): void;
   info(msg: string): void;
@@ -46,7 +55,8 @@ export interface ListenLog {
 /**
  * Calls `onWake` whenever deliveries are queued: from this process (SQLite and PostgreSQL) and,
  * on PostgreSQL, from any process through LISTEN/NOTIFY on a connection of its own, which is
- * opened again by itself after the server drops it. Returns a function that stops listening.
+ * opened again by itself after the server drops it or stops answering (asked every
+ * LISTEN_CHECK_MS). Returns a function that stops listening.
  */
 export function listenForDeliveries(store: Store, onWake: () => void, log: ListenLog): () => Promise<void> {
   store.wakeups.on('wake', onWake);
@@ -57,6 +67,27 @@ export function listenForDeliveries(store: Store, onWake: () => void, log: Liste
   let stopped = false;
   let failures = 0;
   let retryTimer: NodeJS.Timeout | undefined;
+  let checking = false;
+
+  // A client that did not answer has a query still active: pg's end() then destroys the socket
+  // instead of saying goodbye to a server that cannot hear it.
+  const check = async () => {
+    const current = client;
+    if (!current || checking || stopped) return;
+    checking = true;
+    try {
+      await current.query({ text: 'select 1', query_timeout: LISTEN_ANSWER_MS } as pg.QueryConfig);
+    } catch (error) {
+      if (client === current) {
+        log.warn({ err: error }, 'the connection listening for deliveries does not answer; reconnecting');
+        client = undefined;
+        void current.end().catch(() => {});
+      }
+    } finally {
+      checking = false;
+    }
+  };
+  const checkTimer = setInterval(() => void check(), LISTEN_CHECK_MS).unref();
 
   const connect = async () => {
     if (stopped) return;
@@ -98,6 +129,7 @@ export function listenForDeliveries(store: Store, onWake: () => void, log: Liste
     stopped = true;
     store.wakeups.off('wake', onWake);
     if (retryTimer) clearTimeout(retryTimer);
-    await client?.end().catch(() => {});
+    clearInterval(checkTimer);
+    if (client) await settledWithin(client.end(), 1_000);
   };
 }

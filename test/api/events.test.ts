@@ -144,6 +144,91 @@ describeContract('publish API', (h) => {
     expect(stored).toHaveLength(2);
   });
 
+  it('answers every problem of a batch per event, shape errors too, and publishes the valid ones', async () => {
+    const t = await h().tenant();
+    await h().api('POST', '/api/v1/webhooks', { key: t.key, body: webhookBody({ events: ['*'] }) });
+    const events = [
+      { tenant: t.slug, type: 'invoice.paid', data: { n: 1 } },
+      { tenant: t.slug, data: {} },
+      { tenant: t.slug, type: 'invoice.paid', data: [1, 2] },
+      { tenant: t.slug, type: 'invoice.paid', data: {}, colour: 'red' },
+      { tenant: 'nobody', type: 'invoice.paid', data: {} },
+      'not an event',
+      { tenant: t.slug, type: 'contact.created', data: { n: 2 } },
+    ];
+    const res = await h().operator('POST', '/internal/v1/events/batch', { events });
+    expect(res.statusCode).toBe(202);
+    const data = res.json().data;
+    const invalid = (errors: Record<string, string[]>) => ({
+      status: 422,
+      error: 'Validation failed',
+      errors,
+    });
+    expect(data).toEqual([
+      { id: expect.stringMatching(/^evt_/), deliveries: 1 },
+      invalid({ type: ['The type field is required.'] }),
+      invalid({ data: ['The data must be an object.'] }),
+      invalid({ colour: ['The colour field is not allowed.'] }),
+      { status: 404, error: 'Tenant not found: nobody' },
+      invalid({ event: ['The event must be an object.'] }),
+      { id: expect.stringMatching(/^evt_/), deliveries: 1 },
+    ]);
+    // The same messages as the single publish gives.
+    const single = await publish({ tenant: t.slug, type: 'invoice.paid', data: {}, colour: 'red' });
+    expect(single.json().errors).toEqual(data[3].errors);
+    const stored = await h()
+      .store.db.selectFrom('events')
+      .select('id')
+      .where('tenant_id', '=', t.id)
+      .execute();
+    expect(stored.map((e) => e.id).sort()).toEqual([data[0].id, data[6].id].sort());
+    const deliveries = await h()
+      .store.db.selectFrom('deliveries')
+      .select('event_id')
+      .where('tenant_id', '=', t.id)
+      .execute();
+    expect(deliveries.map((d) => d.event_id).sort()).toEqual([data[0].id, data[6].id].sort());
+    // The body as a whole is still checked as a whole.
+    for (const body of [[], { events: 'x' }, { events: [{}], more: 1 }, {}]) {
+      const whole = await h().operator('POST', '/internal/v1/events/batch', body);
+      expect(whole.statusCode, JSON.stringify(body)).toBe(422);
+      expect(whole.json().error).toBe('Validation failed');
+    }
+  });
+
+  it("names the route's own body limit in a 413", async () => {
+    const t = await h().tenant();
+    const over = (bytes: number) => JSON.stringify({ blob: 'x'.repeat(bytes) });
+    const send = (url: string, payload: string, headers: Record<string, string> = {}) =>
+      h().app.inject({
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json', ...headers },
+        payload,
+      });
+    const admin = { authorization: `Bearer ${h().config.adminToken}` };
+    const cases = [
+      { url: '/internal/v1/events', bytes: 256 * 1024, text: '256 KiB (262144 bytes)', headers: admin },
+      {
+        url: '/internal/v1/events/batch',
+        bytes: 32 * 1024 * 1024,
+        text: '32 MiB (33554432 bytes)',
+        headers: admin,
+      },
+      {
+        url: '/api/v1/webhooks',
+        bytes: 1024 * 1024,
+        text: '1 MiB (1048576 bytes)',
+        headers: { authorization: `Bearer ${t.key}` },
+      },
+    ];
+    for (const c of cases) {
+      const res = await send(c.url, over(c.bytes), c.headers);
+      expect(res.statusCode, c.url).toBe(413);
+      expect(res.json().error, c.url).toBe(`Request body is larger than ${c.text}.`);
+    }
+  });
+
   it('takes up to 1,000 events per batch', async () => {
     const t = await h().tenant();
     const hook = await h().api('POST', '/api/v1/webhooks', {

@@ -172,8 +172,8 @@ describe.skipIf(postgres.skip)('crash safety [postgres]', () => {
     try {
       const call = throughInject(api);
       const { slug } = await setUp(call, receiver);
-      const one = await startServe(env, 'worker', certificate.cert, dataDir);
-      const two = await startServe(env, 'worker', certificate.cert, dataDir);
+      const one = await startServe({ ...env, PORT: '0' }, 'worker', certificate.cert, dataDir);
+      const two = await startServe({ ...env, PORT: '0' }, 'worker', certificate.cert, dataDir);
       workers.push(one, two);
       await publish(call, slug, 600);
       await waitFor(() => receiver.requests.length >= 800, 30_000, '800 arrivals');
@@ -244,6 +244,65 @@ describe('crash safety [sqlite]', () => {
   }, 120_000);
 });
 
+describe('the process on this Node.js [sqlite]', () => {
+  it('starts, delivers and stops cleanly again and again while the garbage collector finalises statements', async () => {
+    // better-sqlite3 12 on Node.js 24 aborted when a statement was finalised (WiseLibs/better-sqlite3#1515).
+    const certificate = await makeCertificate();
+    const receiver = await new Receiver(certificate).start();
+    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200 }));
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-restarts-'));
+    const port = await freePort();
+    const env = {
+      ...baseEnv(dataDir, undefined),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      // A small young generation: collections, and the finalisers of dropped statements, run often.
+      NODE_OPTIONS: '--max-semi-space-size=1',
+    };
+    const call = overHttp(port);
+    let slug: string | undefined;
+    let published = 0;
+    try {
+      for (let round = 0; round < 3; round++) {
+        const serve = await startServe(env, 'all', certificate.cert, dataDir);
+        try {
+          slug ??= (await setUp(call, receiver)).slug;
+          // Batches of every size from 1 to 40: statements of their own, prepared and dropped.
+          for (let size = 1; size <= 40; size++) {
+            const events = Array.from({ length: size }, () => ({
+              tenant: slug,
+              type: 'invoice.paid',
+              data: {},
+            }));
+            const res = await call('POST', '/internal/v1/events/batch', { events }, ADMIN_TOKEN);
+            expect(res.status).toBe(202);
+            published += size;
+          }
+          await waitFor(
+            () => receiver.requests.length >= published * WEBHOOKS,
+            60_000,
+            `${published * WEBHOOKS} arrivals`,
+          );
+        } finally {
+          serve.child.kill('SIGTERM');
+          const exit = await serve.exited;
+          const output = serve.output();
+          expect({
+            exit,
+            abort: /Assertion failed|Segmentation fault|core dumped/.exec(output)?.[0],
+          }).toEqual({
+            exit: 0,
+            abort: undefined,
+          });
+        }
+      }
+    } finally {
+      await receiver.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
 describe.skipIf(postgres.skip)('database outage [postgres]', () => {
   it('answers 503 while the database is away, reconnects by itself, and every delivery still arrives', async () => {
     const certificate = await makeCertificate();
@@ -307,4 +366,183 @@ describe.skipIf(postgres.skip)('database outage [postgres]', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+/** A worker's own `/readyz` status, or 0 when it does not answer. */
+async function readiness(port: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(10_000) }).catch(
+    () => undefined,
+  );
+  return res?.status ?? 0;
+}
+
+describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
+  it('two workers whose connections are black-holed: readiness says so, they resume after the heal, nothing is lost', async () => {
+    const certificate = await makeCertificate();
+    const receiver = await new Receiver(certificate).start();
+    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: 20 }));
+    const db = await freshDatabaseUrl(postgres);
+    const target = new URL(postgres.url as string);
+    const proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
+    const viaProxy = new URL(db.url as string);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-partition-'));
+    // The API publishes directly; the workers reach the database through the proxy. A short
+    // statement timeout keeps the test short: a query waits at most 3 s + 2 s for its answer, and
+    // the locks of a transaction cut off mid-way are freed by the server after 5 s.
+    const env = baseEnv(dataDir, db.url);
+    const api = await createService(loadConfig(env), { role: 'api' });
+    const workerEnv = {
+      ...env,
+      DATABASE_URL: viaProxy.toString(),
+      PORT: '0',
+      DATABASE_STATEMENT_TIMEOUT: '3s',
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT: '5s',
+    };
+    const workers: Awaited<ReturnType<typeof startServe>>[] = [];
+    const events = 2000;
+    try {
+      const call = throughInject(api);
+      const { slug } = await setUp(call, receiver);
+      workers.push(await startServe(workerEnv, 'worker', certificate.cert, dataDir));
+      workers.push(await startServe(workerEnv, 'worker', certificate.cert, dataDir));
+      for (const w of workers) expect(await readiness(w.port)).toBe(200);
+      await publish(call, slug, events);
+      await waitFor(() => receiver.requests.length >= 1000, 30_000, '1,000 arrivals');
+
+      proxy.blackHole();
+      // What the workers hold leases on now may be sent again after the heal: their leases expire.
+      const leasedAtPartition = new Set(
+        (
+          await api.store.db
+            .selectFrom('deliveries')
+            .select('id')
+            .where('status', '=', 'pending')
+            .where('locked_by', 'is not', null)
+            .execute()
+        ).map((r) => r.id),
+      );
+      // The partition lasts until both workers have seen a query go unanswered and say they are not ready.
+      await waitFor(
+        async () => (await Promise.all(workers.map((w) => readiness(w.port)))).every((s) => s === 503),
+        60_000,
+        'both workers to answer 503 on /readyz',
+      );
+      await waitFor(
+        () => workers.every((w) => /claiming deliveries failed|recording attempts failed/.test(w.output())),
+        60_000,
+        'both workers to log a query that got no answer',
+      );
+      const arrivedBeforeHeal = new Set(receiver.requests.map((r) => r.headers['x-webhook-delivery']));
+      const healedAt = Date.now();
+      proxy.heal();
+
+      await waitFor(
+        // One claimed after the heal: neither arrived before it nor held when the partition began.
+        () =>
+          receiver.requests.some((r) => {
+            const id = r.headers['x-webhook-delivery'] as string;
+            return !arrivedBeforeHeal.has(id) && !leasedAtPartition.has(id);
+          }),
+        60_000,
+        'the first delivery after the heal',
+      );
+      const firstAfterHeal = Date.now() - healedAt;
+      await waitFor(
+        async () => (await statusCounts(api.store)).succeeded === events * WEBHOOKS,
+        120_000,
+        'every delivery after the heal',
+      );
+      const allAfterHeal = Date.now() - healedAt;
+      console.info(
+        `partition healed: first new delivery after ${firstAfterHeal} ms, every delivery succeeded after ${allAfterHeal} ms`,
+      );
+      for (const w of workers)
+        await waitFor(async () => (await readiness(w.port)) === 200, 60_000, 'ready again');
+      // Each worker's loop went round after the heal, as its metric says.
+      for (const w of workers) {
+        const metrics = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
+        const lastCycle = Number(/^webhook_worker_last_cycle_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
+        expect(lastCycle * 1000).toBeGreaterThan(healedAt);
+      }
+      // The LISTEN connections were silenced too: each worker found out and listens again.
+      await waitFor(
+        () => workers.every((w) => /listening for deliveries again/.test(w.output())),
+        60_000,
+        'both workers to listen again',
+      );
+      await expectAtLeastOnce(api.store, receiver, leasedAtPartition);
+      const attempts = await api.store.db
+        .selectFrom('attempts')
+        .select(['delivery_id', 'number', (eb) => eb.fn.countAll<number>().as('n')])
+        .groupBy(['delivery_id', 'number'])
+        .having((eb) => eb.fn.countAll(), '>', 1)
+        .execute();
+      expect(attempts).toEqual([]);
+      for (const w of workers) {
+        w.child.kill('SIGTERM');
+        expect(await w.exited).toBe(0);
+      }
+    } finally {
+      for (const w of workers)
+        if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+      await api.close();
+      await proxy.cut();
+      await receiver.stop();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 300_000);
+
+  it('SIGTERM ends a worker whose database went silent, within SHUTDOWN_GRACE and its margin', async () => {
+    const certificate = await makeCertificate();
+    const receiver = await new Receiver(certificate).start();
+    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: 50 }));
+    const db = await freshDatabaseUrl(postgres);
+    const target = new URL(postgres.url as string);
+    const proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
+    const viaProxy = new URL(db.url as string);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-partition-'));
+    const env = baseEnv(dataDir, db.url);
+    const api = await createService(loadConfig(env), { role: 'api' });
+    const workerEnv = { ...env, DATABASE_URL: viaProxy.toString(), PORT: '0' };
+    let worker: Awaited<ReturnType<typeof startServe>> | undefined;
+    try {
+      const call = throughInject(api);
+      const { slug } = await setUp(call, receiver);
+      // The default statement timeout (15 s): shutdown must not wait for it, nor for the database at all.
+      worker = await startServe({ ...workerEnv, SHUTDOWN_GRACE: '2s' }, 'worker', certificate.cert, dataDir);
+      await publish(call, slug, 400);
+      await waitFor(() => receiver.requests.length >= 100, 30_000, '100 arrivals');
+      proxy.blackHole();
+      const signalledAt = Date.now();
+      worker.child.kill('SIGTERM');
+      const exit = await Promise.race([
+        worker.exited,
+        new Promise((resolve) => setTimeout(() => resolve('still running after 60 s'), 60_000)),
+      ]);
+      console.info(`SIGTERM with the database silent: exited ${exit} after ${Date.now() - signalledAt} ms`);
+      // Exit code 1 when the shutdown had to give up on the database; leases expire as after a kill.
+      expect([0, 1]).toContain(exit);
+      proxy.heal();
+      const restarted = await startServe(workerEnv, 'worker', certificate.cert, dataDir);
+      worker = restarted;
+      await waitFor(
+        async () => (await statusCounts(api.store)).succeeded === 400 * WEBHOOKS,
+        120_000,
+        'every delivery after the restart',
+      );
+      restarted.child.kill('SIGTERM');
+      expect(await restarted.exited).toBe(0);
+    } finally {
+      if (worker && worker.child.exitCode === null && worker.child.signalCode === null)
+        worker.child.kill('SIGKILL');
+      await api.close();
+      await proxy.cut();
+      await receiver.stop();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

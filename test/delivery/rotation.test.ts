@@ -121,7 +121,7 @@ for (const database of DATABASES) {
     it('a worker in another process signs with the new secret from its next delivery on', async () => {
       // The API here, the worker in a child process: nothing but the database is shared.
       const h = await createDeliveryHarness(database, {}, { role: 'api' });
-      const worker = await startServe(h.env, 'worker', h.certificate.cert, h.dataDir);
+      const worker = await startServe({ ...h.env, PORT: '0' }, 'worker', h.certificate.cert, h.dataDir);
       try {
         const hook = await h.webhook({
           url: h.receiver.url('/elsewhere', '127.0.0.1'),

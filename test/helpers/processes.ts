@@ -10,11 +10,14 @@ export interface ServeProcess {
   output(): string;
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
+  /** The port it listens on: the API's, or a worker's health and metrics. */
+  port: number;
 }
 
 /**
  * Runs `plandocket-webhooks serve` from source in a child process, the way an operator does, with
  * the test certificate trusted through NODE_EXTRA_CA_CERTS. Resolves once it says it started.
+ * A worker listens on `PORT` too (its health and metrics): give it `PORT: '0'` beside another.
  */
 export async function startServe(
   env: Record<string, string>,
@@ -47,5 +50,6 @@ export async function startServe(
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return { child, output: () => output, exited };
+  const port = Number(/"port":(\d+)/.exec(output)?.[1]);
+  return { child, output: () => output, exited, port };
 }

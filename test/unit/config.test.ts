@@ -22,6 +22,7 @@ describe('configuration', () => {
       allowedTargetCidrs: [],
       retentionDays: 30,
       delivery: { concurrency: 500, webhookConcurrency: 25, originConnections: 100 },
+      database: { connectTimeoutMs: 5000, statementTimeoutMs: 15_000, idleInTransactionTimeoutMs: 10_000 },
     });
     expect(told).toEqual([config.adminToken]);
     expect(readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim()).toBe(config.adminToken);
@@ -48,6 +49,9 @@ describe('configuration', () => {
       ALLOWED_TARGET_CIDRS: '127.0.0.0/8, ::1/128',
       RETENTION_DAYS: '7',
       ORIGIN_CONNECTIONS: '8',
+      DATABASE_CONNECT_TIMEOUT: '2s',
+      DATABASE_STATEMENT_TIMEOUT: '1m',
+      DATABASE_IDLE_IN_TRANSACTION_TIMEOUT: '500ms',
     });
     expect(config).toMatchObject({
       port: 9000,
@@ -60,6 +64,7 @@ describe('configuration', () => {
       allowedTargetCidrs: ['127.0.0.0/8', '::1/128'],
       retentionDays: 7,
       delivery: { originConnections: 8 },
+      database: { connectTimeoutMs: 2000, statementTimeoutMs: 60_000, idleInTransactionTimeoutMs: 500 },
     });
     expect(config.secretsKey.toString('hex')).toBe('ab'.repeat(32));
   });
@@ -81,6 +86,10 @@ describe('configuration', () => {
     ['RETENTION_DAYS', 'forever'],
     ['RETENTION_DAYS', '3651'],
     ['ORIGIN_CONNECTIONS', '0'],
+    ['DATABASE_STATEMENT_TIMEOUT', '15'],
+    ['DATABASE_STATEMENT_TIMEOUT', '10ms'],
+    ['DATABASE_CONNECT_TIMEOUT', '2h'],
+    ['DATABASE_IDLE_IN_TRANSACTION_TIMEOUT', 'never'],
   ])('stops on a bad %s (%s) with one line naming it', (name, value) => {
     const load = () => loadConfig({ DATA_DIR: dir(), [name]: value });
     expect(load).toThrow(ConfigError);

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { ALL_EVENTS, isSubscribable } from '../../domain/events.js';
@@ -8,13 +9,15 @@ import type { Store } from '../../store/db.js';
 import { type NewEvent, publishEvents } from '../../store/events.js';
 import { findTenantBySlug, type Tenant } from '../../store/tenants.js';
 import { operatorAuth } from '../auth.js';
-import { ApiError, validationFailed } from '../errors.js';
+import { ApiError, fieldErrorsFromSchema, validationFailed } from '../errors.js';
 import { meta } from '../present.js';
 import { ErrorBody, envelope, MapOf, Text } from '../schemas.js';
 
 /** An event's `data` may take this much JSON; a publish body a little more. */
 export const EVENT_DATA_LIMIT = 256 * 1024;
 export const BATCH_LIMIT = 1000;
+/** A batch's body may take this much: many events, not a thousand of the largest. */
+export const BATCH_BODY_LIMIT = 32 * 1024 * 1024;
 
 const EventInput = Type.Object(
   {
@@ -29,17 +32,48 @@ const EventInput = Type.Object(
 );
 type EventInputType = { tenant: string; type: string; data: object; id?: string };
 
-const Published = Type.Object({ id: Type.String(), deliveries: Type.Integer() });
+/**
+ * A batch's events, each checked on its own so that one bad event does not refuse the others.
+ * The same checks as the app's body validators (strict types, every error; see `validators()`
+ * in app.ts): EventInput has no formats, so no ajv-formats.
+ */
+const validEvent = new Ajv({
+  allErrors: true,
+  coerceTypes: false,
+  useDefaults: false,
+  strict: false,
+}).compile<EventInputType>(EventInput);
+
+const Published = Type.Object(
+  { id: Type.String(), deliveries: Type.Integer() },
+  { description: 'Published (or published before with this `id`): the event and its deliveries queued.' },
+);
 const BatchItem = Type.Union([
   Published,
-  Type.Object({
-    status: Type.Integer(),
-    error: Type.String(),
-    errors: Type.Optional(MapOf(Type.Array(Type.String()))),
-  }),
+  Type.Object(
+    {
+      status: Type.Integer(),
+      error: Type.String(),
+      errors: Type.Optional(MapOf(Type.Array(Type.String()))),
+    },
+    {
+      description:
+        'Refused, with the status the event alone would get: 404 unknown tenant, 413 data too large, ' +
+        '422 invalid (`errors` per field, as `POST /internal/v1/events` says them).',
+    },
+  ),
 ]);
 
 type Problem = { status: number; error: string; errors?: FieldErrors };
+
+/** A batch item's shape, checked as `POST /internal/v1/events` checks its body. */
+function shapeProblem(item: unknown): Problem | undefined {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+    return { status: 422, error: 'Validation failed', errors: { event: ['The event must be an object.'] } };
+  }
+  if (validEvent(item)) return undefined;
+  return { status: 422, error: 'Validation failed', errors: fieldErrorsFromSchema(validEvent.errors ?? []) };
+}
 
 /** The platform's publish API: events in, deliveries queued. Behind the operator token. */
 export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
@@ -108,11 +142,25 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
     app.post(
       '/internal/v1/events/batch',
       {
-        bodyLimit: 32 * 1024 * 1024,
+        bodyLimit: BATCH_BODY_LIMIT,
         schema: {
           ...schema,
+          description:
+            'Publishes up to 1,000 events in one transaction and answers per event, in order: each ' +
+            'event is checked on its own (as `POST /internal/v1/events` checks one) and the valid ones ' +
+            'are published even when others are refused. A body that is not `{"events": [...]}` with ' +
+            '1 to 1,000 items is refused as a whole (422).',
           body: Type.Object(
-            { events: Type.Array(EventInput, { minItems: 1, maxItems: BATCH_LIMIT }) },
+            {
+              events: Type.Array(
+                Type.Unknown({
+                  description:
+                    'An event as `POST /internal/v1/events` takes it: `{"tenant", "type", "data", "id"?}`. ' +
+                    'An invalid one is answered in its place.',
+                }),
+                { minItems: 1, maxItems: BATCH_LIMIT },
+              ),
+            },
             { additionalProperties: false },
           ),
           response: { 202: envelope(Type.Array(BatchItem)), 413: ErrorBody, 422: ErrorBody },
@@ -120,8 +168,11 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
       },
       async (request, reply) => {
         const tenants = new Map<string, Tenant | undefined>();
-        const resolved = [];
-        for (const input of request.body.events) resolved.push(await resolve(input, tenants));
+        const resolved: (NewEvent | Problem)[] = [];
+        for (const input of request.body.events) {
+          const problem = shapeProblem(input);
+          resolved.push(problem ?? (await resolve(input as EventInputType, tenants)));
+        }
         const valid = resolved.filter((r): r is NewEvent => !('status' in r));
         const published = valid.length > 0 ? await publishEvents(store, valid) : [];
         let next = 0;
