@@ -458,12 +458,16 @@ export class DeliveryWorker {
     // (then the lease expires and the delivery is sent again: at least once).
     for (let tries = 0; ; tries++) {
       try {
-        await recordOutcomes(
+        const { dropped } = await recordOutcomes(
           store,
           this.id,
           batch.map((b) => b.outcome),
           { afterMs: config.delivery.autoDisableAfterMs, minFailedDeliveries: AUTO_DISABLE_MIN_FAILED },
         );
+        // Written already (a commit whose answer was lost), or taken over by another worker after
+        // the lease expired: that worker records its own attempt.
+        if (dropped > 0)
+          log.info({ dropped, tries: tries + 1 }, "outcomes not written: no longer this worker's");
         for (const b of batch) b.resolve();
         if (this.recordingFails) {
           this.recordingFails = false;

@@ -214,90 +214,142 @@ function webhookStats(outcomes: Outcome[]) {
   };
 }
 
+const bigint = (value: number | null) => sql`cast(${value} as bigint)`;
+const integer = (value: number | null) => sql`cast(${value} as integer)`;
+
 /**
- * Writes a batch of attempts and their consequences in one transaction: the attempt rows, each
- * delivery's new state (only where this worker still holds the lease, so that a late writer
- * cannot undo another worker's result), the webhooks' stats, and switching a webhook off on
- * 410 Gone or after it failed for too long.
+ * Rows as a table with named columns, `(select column1 as a, column2 as b ... from (values ...))`:
+ * VALUES alone names its columns column1, column2 ... by position, in both databases. Every row
+ * has the same keys in the same order; a value is a parameter or an expression (a cast).
+ */
+function valuesTable(alias: string, rows: Record<string, unknown>[]): RawBuilder<unknown> {
+  const names = Object.keys(rows[0] ?? {});
+  const columns = names.map((name, i) => sql`${sql.raw(`column${i + 1}`)} as ${sql.ref(name)}`);
+  const tuples = rows.map((row) => sql`(${sql.join(names.map((name) => row[name]))})`);
+  return sql`(select ${sql.join(columns)} from (values ${sql.join(tuples)}) as t) as ${sql.table(alias)}`;
+}
+
+/** What a write of outcomes did: `dropped` ones were not this worker's to write any more. */
+export interface RecordedOutcomes {
+  written: number;
+  dropped: number;
+}
+
+/**
+ * Writes a batch of attempts and their consequences in one transaction: each delivery's new state,
+ * the attempt rows, the webhooks' stats, and switching a webhook off on 410 Gone or after it failed
+ * for too long.
+ *
+ * Idempotent: an outcome is written only while the delivery is still as its worker claimed it
+ * (leased by `workerId`, with the attempt count it had), so writing the same batch again (after a
+ * commit whose answer was lost) changes nothing, and a late writer cannot undo another worker's
+ * result; such outcomes are dropped, and so are their attempts and stats (the worker that holds
+ * the delivery now records its own attempt). The unique key on attempts (delivery_id, number)
+ * guards the attempt rows a second time.
+ *
+ * Lock order (PostgreSQL): the batch's webhooks first, in id order, then its deliveries, as every
+ * other writer of both does (deleting a webhook locks it, then cancels its deliveries): two
+ * writers of the same webhooks wait for each other instead of deadlocking. The webhooks are
+ * locked `for no key update`, as an UPDATE of them would: publishing, which inserts deliveries
+ * that reference them (a `key share` lock), is not held up.
  */
 export async function recordOutcomes(
   store: Store,
   workerId: string,
   outcomes: Outcome[],
   autoDisable: AutoDisable,
-): Promise<void> {
-  if (outcomes.length === 0) return;
+): Promise<RecordedOutcomes> {
+  // One outcome per delivery (the first): a delivery is updated once per statement.
+  const seen = new Set<string>();
+  const batch: Outcome[] = [];
+  for (const outcome of outcomes) {
+    if (seen.has(outcome.delivery.id)) continue;
+    seen.add(outcome.delivery.id);
+    batch.push(outcome);
+  }
+  if (batch.length === 0) return { written: 0, dropped: 0 };
   const now = Date.now();
-  const bigint = (value: number | null) => sql`cast(${value} as bigint)`;
-  const integer = (value: number | null) => sql`cast(${value} as integer)`;
+  const webhookIds = [...new Set(batch.map((o) => o.delivery.webhook_id))].sort((a, b) => a - b);
 
-  const insertAttempts = sql`
-    insert into attempts (delivery_id, webhook_id, number, delivery_status, started_at, duration_ms,
-      request_headers, response_status, response_headers, response_body, error)
-    values ${sql.join(
-      outcomes.map(
-        ({ delivery, attempt: a, decision }) =>
-          sql`(${delivery.id}, ${integer(delivery.webhook_id)}, ${integer(delivery.attempts + 1)}, ${decision.status},
-            ${bigint(a.startedAt)}, ${integer(a.durationMs)},
-            ${JSON.stringify(a.requestHeaders)}, ${integer(a.statusCode)},
-            ${a.responseHeaders && JSON.stringify(a.responseHeaders)}, ${a.responseBody}, ${a.error})`,
-      ),
-    )}`;
+  const written = await store.db.transaction().execute(async (trx): Promise<number> => {
+    if (store.dialect === 'postgres') {
+      await sql`select id from webhooks where id in (${sql.join(webhookIds)})
+        order by id for no key update`.execute(trx);
+    }
+    const { rows: updated } = await sql<{ id: string }>`
+      update deliveries set
+        status = v.status, attempts = v.attempts_before + 1, next_attempt_at = v.next_attempt_at,
+        locked_by = null, locked_until = null, last_status_code = v.status_code, last_error = v.error,
+        updated_at = ${bigint(now)}
+      from ${valuesTable(
+        'v',
+        batch.map(({ delivery, attempt, decision }) => ({
+          id: delivery.id,
+          attempts_before: integer(delivery.attempts),
+          status: decision.status,
+          next_attempt_at: bigint(decision.status === 'pending' ? decision.nextAttemptAt : null),
+          status_code: integer(attempt.statusCode),
+          error: attempt.error,
+        })),
+      )}
+      where deliveries.id = v.id and deliveries.locked_by = ${workerId}
+        and deliveries.attempts = v.attempts_before
+      returning deliveries.id`.execute(trx);
+    const updatedIds = new Set(updated.map((r) => r.id));
+    const kept = batch.filter((o) => updatedIds.has(o.delivery.id));
+    if (kept.length === 0) return 0;
 
-  // Only where this worker still holds the lease; VALUES columns are column1.. in both databases.
-  const updateDeliveries = sql`
-    update deliveries set
-      status = v.column2, attempts = attempts + 1, next_attempt_at = v.column3,
-      locked_by = null, locked_until = null, last_status_code = v.column4, last_error = v.column5,
-      updated_at = ${bigint(now)}
-    from (values ${sql.join(
-      outcomes.map(
-        ({ delivery, attempt, decision }) =>
-          sql`(${delivery.id}, ${decision.status}, ${bigint(decision.status === 'pending' ? decision.nextAttemptAt : null)},
-            ${integer(attempt.statusCode)}, ${attempt.error})`,
-      ),
-    )}) as v
-    where deliveries.id = v.column1 and deliveries.locked_by = ${workerId}`;
+    await sql`
+      insert into attempts (delivery_id, webhook_id, number, delivery_status, started_at, duration_ms,
+        request_headers, response_status, response_headers, response_body, error)
+      values ${sql.join(
+        kept.map(
+          ({ delivery, attempt: a, decision }) =>
+            sql`(${delivery.id}, ${integer(delivery.webhook_id)}, ${integer(delivery.attempts + 1)}, ${decision.status},
+              ${bigint(a.startedAt)}, ${integer(a.durationMs)},
+              ${JSON.stringify(a.requestHeaders)}, ${integer(a.statusCode)},
+              ${a.responseHeaders && JSON.stringify(a.responseHeaders)}, ${a.responseBody}, ${a.error})`,
+        ),
+      )}
+      on conflict (delivery_id, number) do nothing`.execute(trx);
 
-  const byWebhook = new Map<number, Outcome[]>();
-  for (const o of outcomes) {
-    const list = byWebhook.get(o.delivery.webhook_id);
-    if (list) list.push(o);
-    else byWebhook.set(o.delivery.webhook_id, [o]);
-  }
-  // A success in the batch resets the failure count to the failures after it; otherwise they add up.
-  const updateWebhooks = sql`
-    update webhooks set
-      last_triggered_at = s.column2,
-      last_success_at = coalesce(s.column3, webhooks.last_success_at),
-      last_failure_at = coalesce(s.column4, webhooks.last_failure_at),
-      failure_count = case when s.column7 = 1 then s.column5 else webhooks.failure_count + s.column5 end,
-      failing_since = case when s.column7 = 1 then s.column6 else coalesce(webhooks.failing_since, s.column6) end
-    from (values ${sql.join(
-      [...byWebhook].map(([webhookId, list]) => {
-        const w = webhookStats(list);
-        return sql`(${integer(webhookId)}, ${bigint(w.lastTriggeredAt)}, ${bigint(w.lastSuccessAt)},
-          ${bigint(w.lastFailureAt)}, ${integer(w.failures)}, ${bigint(w.firstFailureAt)}, ${integer(w.reset ? 1 : 0)})`;
-      }),
-    )}) as s
-    where webhooks.id = s.column1`;
+    const byWebhook = new Map<number, Outcome[]>();
+    for (const o of kept) {
+      const list = byWebhook.get(o.delivery.webhook_id);
+      if (list) list.push(o);
+      else byWebhook.set(o.delivery.webhook_id, [o]);
+    }
+    // A success in the batch resets the failure count to the failures after it; otherwise they add up.
+    await sql`
+      update webhooks set
+        last_triggered_at = s.triggered_at,
+        last_success_at = coalesce(s.success_at, webhooks.last_success_at),
+        last_failure_at = coalesce(s.failure_at, webhooks.last_failure_at),
+        failure_count = case when s.had_success = 1 then s.failures else webhooks.failure_count + s.failures end,
+        failing_since = case when s.had_success = 1 then s.failing_since
+          else coalesce(webhooks.failing_since, s.failing_since) end
+      from ${valuesTable(
+        's',
+        [...byWebhook].map(([webhookId, list]) => {
+          const w = webhookStats(list);
+          return {
+            id: integer(webhookId),
+            triggered_at: bigint(w.lastTriggeredAt),
+            success_at: bigint(w.lastSuccessAt),
+            failure_at: bigint(w.lastFailureAt),
+            failures: integer(w.failures),
+            failing_since: bigint(w.firstFailureAt),
+            had_success: integer(w.reset ? 1 : 0),
+          };
+        }),
+      )}
+      where webhooks.id = s.id`.execute(trx);
 
-  const gaveUp = outcomes.flatMap(({ delivery, decision }) =>
-    decision.status === 'failed'
-      ? [{ webhookId: delivery.webhook_id, gone: decision.deactivateWebhook }]
-      : [],
-  );
-  if (store.dialect === 'postgres' && gaveUp.length === 0) {
-    // The common case on PostgreSQL: one statement, one round trip, atomic by itself.
-    await sql`with a as (${insertAttempts}), d as (${updateDeliveries}) ${updateWebhooks}`.execute(store.db);
-    return;
-  }
-  await store.db.transaction().execute(async (trx) => {
-    await insertAttempts.execute(trx);
-    await updateDeliveries.execute(trx);
-    await updateWebhooks.execute(trx);
-    for (const { webhookId, gone } of gaveUp) {
-      const reason = gone ?? (await autoDisableReason(trx, webhookId, now, autoDisable));
+    for (const { delivery, decision } of kept) {
+      if (decision.status !== 'failed') continue;
+      const webhookId = delivery.webhook_id;
+      const reason =
+        decision.deactivateWebhook ?? (await autoDisableReason(trx, webhookId, now, autoDisable));
       if (reason) {
         await trx
           .updateTable('webhooks')
@@ -307,7 +359,9 @@ export async function recordOutcomes(
           .execute();
       }
     }
+    return kept.length;
   });
+  return { written, dropped: batch.length - written };
 }
 
 /** Why a webhook that just exhausted a delivery should be switched off, if it should. */

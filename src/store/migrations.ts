@@ -258,5 +258,24 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0007_unique_attempt_numbers': {
+      // One row per attempt of a delivery. Before outcome writes were idempotent, a worker that
+      // wrote a batch again after a commit whose answer was lost added a second row of the same
+      // attempt: of such copies the first written (the lowest id) stays, and the plain index on
+      // (delivery_id, number) becomes a unique one.
+      async up(db: Kysely<unknown>) {
+        await sql`delete from attempts where exists (select 1 from attempts a
+          where a.delivery_id = attempts.delivery_id and a.number = attempts.number and a.id < attempts.id)`.execute(
+          db,
+        );
+        await db.schema.dropIndex('attempts_delivery').execute();
+        await db.schema
+          .createIndex('attempts_delivery')
+          .on('attempts')
+          .columns(['delivery_id', 'number'])
+          .unique()
+          .execute();
+      },
+    },
   };
 }
