@@ -376,26 +376,50 @@ async function readiness(port: number): Promise<number> {
   return res?.status ?? 0;
 }
 
+/**
+ * A receiver, a fresh PostgreSQL database, the API in this process on it directly, and the
+ * environment of worker processes that reach it through a proxy that can black-hole them.
+ */
+async function partitionable(receiverDelayMs: number) {
+  const certificate = await makeCertificate();
+  const receiver = await new Receiver(certificate).start();
+  for (let i = 0; i < WEBHOOKS; i++)
+    receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: receiverDelayMs }));
+  const db = await freshDatabaseUrl(postgres);
+  const target = new URL(postgres.url as string);
+  const proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
+  const viaProxy = new URL(db.url as string);
+  viaProxy.host = `127.0.0.1:${proxy.port}`;
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-partition-'));
+  const env = baseEnv(dataDir, db.url);
+  const api = await createService(loadConfig(env), { role: 'api' });
+  const { slug } = await setUp(throughInject(api), receiver);
+  return {
+    certificate,
+    receiver,
+    proxy,
+    dataDir,
+    api,
+    slug,
+    workerEnv: { ...env, DATABASE_URL: viaProxy.toString(), PORT: '0' },
+    async close() {
+      await api.close();
+      await proxy.cut();
+      await receiver.stop();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
   it('two workers whose connections are black-holed: readiness says so, they resume after the heal, nothing is lost', async () => {
-    const certificate = await makeCertificate();
-    const receiver = await new Receiver(certificate).start();
-    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: 20 }));
-    const db = await freshDatabaseUrl(postgres);
-    const target = new URL(postgres.url as string);
-    const proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
-    const viaProxy = new URL(db.url as string);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-partition-'));
     // The API publishes directly; the workers reach the database through the proxy. A short
     // statement timeout keeps the test short: a query waits at most 3 s + 2 s for its answer, and
     // the locks of a transaction cut off mid-way are freed by the server after 5 s.
-    const env = baseEnv(dataDir, db.url);
-    const api = await createService(loadConfig(env), { role: 'api' });
+    const { certificate, receiver, proxy, dataDir, api, slug, ...setup } = await partitionable(20);
     const workerEnv = {
-      ...env,
-      DATABASE_URL: viaProxy.toString(),
-      PORT: '0',
+      ...setup.workerEnv,
       DATABASE_STATEMENT_TIMEOUT: '3s',
       DATABASE_IDLE_IN_TRANSACTION_TIMEOUT: '5s',
     };
@@ -403,7 +427,6 @@ describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
     const events = 2000;
     try {
       const call = throughInject(api);
-      const { slug } = await setUp(call, receiver);
       workers.push(await startServe(workerEnv, 'worker', certificate.cert, dataDir));
       workers.push(await startServe(workerEnv, 'worker', certificate.cert, dataDir));
       for (const w of workers) expect(await readiness(w.port)).toBe(200);
@@ -486,31 +509,15 @@ describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
     } finally {
       for (const w of workers)
         if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
-      await api.close();
-      await proxy.cut();
-      await receiver.stop();
-      await db.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      await setup.close();
     }
   }, 300_000);
 
   it('SIGTERM ends a worker whose database went silent, within SHUTDOWN_GRACE and its margin', async () => {
-    const certificate = await makeCertificate();
-    const receiver = await new Receiver(certificate).start();
-    for (let i = 0; i < WEBHOOKS; i++) receiver.on(`/c/${i}`, () => ({ status: 200, delayMs: 50 }));
-    const db = await freshDatabaseUrl(postgres);
-    const target = new URL(postgres.url as string);
-    const proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
-    const viaProxy = new URL(db.url as string);
-    viaProxy.host = `127.0.0.1:${proxy.port}`;
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-partition-'));
-    const env = baseEnv(dataDir, db.url);
-    const api = await createService(loadConfig(env), { role: 'api' });
-    const workerEnv = { ...env, DATABASE_URL: viaProxy.toString(), PORT: '0' };
+    const { certificate, receiver, proxy, dataDir, api, slug, workerEnv, ...setup } = await partitionable(50);
     let worker: Awaited<ReturnType<typeof startServe>> | undefined;
     try {
       const call = throughInject(api);
-      const { slug } = await setUp(call, receiver);
       // The default statement timeout (15 s): shutdown must not wait for it, nor for the database at all.
       worker = await startServe({ ...workerEnv, SHUTDOWN_GRACE: '2s' }, 'worker', certificate.cert, dataDir);
       await publish(call, slug, 400);
@@ -538,11 +545,7 @@ describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
     } finally {
       if (worker && worker.child.exitCode === null && worker.child.signalCode === null)
         worker.child.kill('SIGKILL');
-      await api.close();
-      await proxy.cut();
-      await receiver.stop();
-      await db.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      await setup.close();
     }
   }, 300_000);
 });
