@@ -70,6 +70,8 @@ export type Role = 'all' | 'api' | 'worker';
 /** The service on one database, as processes that can be added and stopped. */
 export interface Deployment {
   apiPort: number;
+  /** The service's environment (DATA_DIR, PORT, ...), for processes started by other means. */
+  env: Record<string, string>;
   processes: ChildProcess[];
   /** Starts one more `serve --role ROLE` process. */
   start(role: Role): Promise<ChildProcess>;
@@ -152,6 +154,7 @@ export async function deploy(options: {
   const processes: ChildProcess[] = [];
   const deployment: Deployment = {
     apiPort,
+    env,
     processes,
     async start(role) {
       // A worker serves its health and metrics on a port of its own.

@@ -53,6 +53,9 @@ const SIZE = {
   isolationSeconds: QUICK ? 5 : 10,
   backlog: QUICK ? 20_000 : 200_000,
   apiSeconds: QUICK ? 3 : 10,
+  /** Deliveries in the database of the start scenario, and how many times it starts. */
+  startDeliveries: QUICK ? 10_000 : 50_000,
+  starts: QUICK ? 5 : 9,
 };
 const pgUrl = process.env.BENCH_DATABASE_URL;
 const DATABASES: { name: string; url?: string; workers: number }[] = [
@@ -387,6 +390,64 @@ async function api(db: (typeof DATABASES)[number]): Promise<Row[]> {
   });
 }
 
+// ---- 8. Start: restarts of `serve --role all` on an existing SQLite database ----
+/** From spawning `serve` to its first 200 on `/healthz`, and on `/readyz`, in milliseconds. */
+async function timeStart(
+  env: Record<string, string>,
+  port: number,
+): Promise<{ healthz: number; readyz: number }> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['dist/cli.js', 'serve', '--role', 'all'], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const ok = async (url: string) => {
+    try {
+      const res = await request(`http://127.0.0.1:${port}${url}`, { reset: true });
+      await res.body.dump();
+      return res.statusCode === 200;
+    } catch {
+      return false; // not listening yet
+    }
+  };
+  try {
+    let healthz: number | undefined;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`serve exited with ${child.exitCode}`);
+      if (performance.now() - started > 60_000) throw new Error('serve was not ready within 60 s');
+      if (healthz === undefined && (await ok('/healthz'))) healthz = performance.now() - started;
+      if (healthz !== undefined && (await ok('/readyz'))) {
+        return { healthz, readyz: performance.now() - started };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+async function start(): Promise<Row> {
+  return withDeployment(await deploy({ roles: ['all'], caFile }), async (d) => {
+    receiver.reset();
+    const { slug } = await tenantWithWebhooks(d.apiPort, receiver.port, 1);
+    await publishMany(d.apiPort, slug, SIZE.startDeliveries);
+    await until(() => receiver.arrivals.size >= SIZE.startDeliveries, 600_000, 'every delivery');
+    await d.stopProcesses();
+    const times: { healthz: number; readyz: number }[] = [];
+    for (let i = 0; i < SIZE.starts; i++) times.push(await timeStart(d.env, d.apiPort));
+    const middle = (list: number[]) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] as number;
+    return {
+      scenario: `start sqlite, restart with ${SIZE.startDeliveries} deliveries (median of ${SIZE.starts})`,
+      healthz_ms: ms(middle(times.map((t) => t.healthz))),
+      readyz_ms: ms(middle(times.map((t) => t.readyz))),
+      max_readyz_ms: ms(Math.max(...times.map((t) => t.readyz))),
+    };
+  });
+}
+
 // ---- The run ----
 type Step = [string, () => Promise<Row | Row[]>];
 const steps: Step[] = [
@@ -402,6 +463,7 @@ for (const db of DATABASES) {
   steps.push([`backlog ${db.name}`, () => backlog(db)]);
   steps.push([`api ${db.name}`, () => api(db)]);
 }
+steps.push(['start sqlite', start]);
 const only = (values.only ?? '').split(',');
 const chosen = steps.filter(([name]) => only.some((part) => name.includes(part)));
 const total = chosen.length * RUNS;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type AppOptions, buildApp } from './api/app.js';
+import type { AppOptions } from './api/app.js';
 import { deliveriesCommand, pruneCommand, recoverCommand } from './cli/deliveries.js';
 import { type Config, loadConfig } from './config.js';
 import { PLANS } from './domain/plans.js';
@@ -52,6 +52,8 @@ async function request(
   const store = await openConfiguredStore(cfg);
   try {
     await migrate(store);
+    // Loaded here, not at the top: `serve --role worker` needs none of the API.
+    const { buildApp } = await import('./api/app.js');
     const app = await buildApp({ config: cfg, store, ...appOptions });
     const response = await app.inject({
       method,

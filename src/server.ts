@@ -1,9 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { buildApp, buildWorkerApp, loggerOptions } from './api/app.js';
+import { loggerOptions } from './api/logging.js';
 import type { Config } from './config.js';
-import { DeliveryWorker, type WorkerOptions } from './delivery/worker.js';
+import type { DeliveryWorker, WorkerOptions } from './delivery/worker.js';
 import { Metrics } from './metrics.js';
 import { migrate, openStore, type Store } from './store/db.js';
 
@@ -34,6 +34,8 @@ export interface ServiceOptions {
   logger?: pino.Logger;
   /** Tests: see WorkerOptions. */
   worker?: Pick<WorkerOptions, 'resolve' | 'ca'>;
+  /** False: the worker is made but not started (`serve` starts it once the process listens). */
+  startWorker?: boolean;
 }
 
 /** Opens the database, applies migrations, builds the API and starts the worker, as the role says. */
@@ -44,10 +46,12 @@ export async function createService(config: Config, options: ServiceOptions = {}
   try {
     await migrate(store);
     const metrics = new Metrics(store);
+    // Each role loads only what it runs: an API process no delivery client, a worker none of the
+    // API's routes, schemas and documentation (a third less to load: a faster start).
     const worker =
       role === 'api'
         ? undefined
-        : new DeliveryWorker({
+        : new (await import('./delivery/worker.js')).DeliveryWorker({
             config,
             store,
             metrics,
@@ -56,9 +60,15 @@ export async function createService(config: Config, options: ServiceOptions = {}
           });
     const app =
       role === 'worker' && worker
-        ? await buildWorkerApp({ store, metrics, worker, logger })
-        : await buildApp({ config, store, metrics, logger, ...(worker && { worker }) });
-    worker?.start();
+        ? await (await import('./api/worker-app.js')).buildWorkerApp({ store, metrics, worker, logger })
+        : await (await import('./api/app.js')).buildApp({
+            config,
+            store,
+            metrics,
+            logger,
+            ...(worker && { worker }),
+          });
+    if (options.startWorker ?? true) worker?.start();
     return {
       app,
       worker,
@@ -86,8 +96,11 @@ export async function serve(config: Config, role: Role): Promise<void> {
       'ALLOWED_TARGET_CIDRS lets webhooks reach private addresses',
     );
   }
-  const service = await createService(config, { role, logger });
+  const service = await createService(config, { role, logger, startWorker: false });
   await service.app.listen({ port: config.port, host: config.host });
+  // Then the worker: its upkeep at start (pruning old deliveries: seconds of work on a large
+  // SQLite database, in this thread) does not hold up the listen; its first claim follows it.
+  service.worker?.start();
   const { port } = service.app.server.address() as AddressInfo;
   logger.info(
     { role, port, database: config.databaseUrl ? 'postgres' : config.sqlitePath, worker: service.worker?.id },

@@ -7,8 +7,6 @@ import addFormats from 'ajv-formats';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
@@ -26,6 +24,9 @@ import { healthRoutes } from './routes/health.js';
 import { portalLinkRoutes } from './routes/portal-links.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { metricsHandler } from './worker-app.js';
+
+export { loggerOptions } from './logging.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -41,20 +42,6 @@ export interface AppOptions {
   onRecoverProgress?: (progress: RecoverProgress) => void;
   /** The worker of the same process, whose loop readiness watches. */
   worker?: DeliveryWorker;
-}
-
-/** Log lines never carry keys: `?api_key=` is cut from logged URLs, headers are not logged. */
-function redactUrl(url: string): string {
-  return url.replace(/([?&]api_key=)[^&]*/gi, '$1[redacted]');
-}
-
-export function loggerOptions(level: string): FastifyServerOptions['logger'] {
-  return {
-    level,
-    serializers: {
-      req: (req) => ({ method: req.method, url: redactUrl(req.url), host: req.host, remoteAddress: req.ip }),
-    },
-  };
 }
 
 /** `262144` -> `256 KiB (262144 bytes)`: a limit as people read it, and exactly. */
@@ -234,26 +221,5 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           .send({ error: `Method ${request.method} is not allowed here.`, meta: { request_id: request.id } }),
     });
   }
-  return app;
-}
-
-function metricsHandler(metrics: Metrics) {
-  return async (_request: FastifyRequest, reply: FastifyReply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-}
-
-/**
- * What a worker process serves (`serve --role worker`): `/healthz`, `/readyz` (the database, and
- * whether its loop goes round) and `/metrics`, on `PORT`, and nothing of the API.
- */
-export async function buildWorkerApp(options: {
-  store: Store;
-  metrics: Metrics;
-  worker: DeliveryWorker;
-  logger?: FastifyBaseLogger;
-}): Promise<FastifyInstance> {
-  const app = Fastify(options.logger ? { loggerInstance: options.logger } : { logger: false });
-  await app.register(healthRoutes(options.store, options.worker));
-  app.get('/metrics', metricsHandler(options.metrics));
   return app;
 }

@@ -13,6 +13,9 @@ import type { Store } from './db.js';
  */
 export const PRUNE_BATCH = 1000;
 
+/** SQLite: the longest pause between two batches (see `pause`). */
+const MAX_PAUSE_MS = 1_000;
+
 /** PostgreSQL: one process prunes at a time; the others skip their turn. */
 const PRUNE_LOCK = 0x706c_6e64;
 
@@ -49,10 +52,19 @@ export async function pruneOldDeliveries(
       return true;
     });
   const keepGoing = options.keepGoing ?? (() => true);
-  const pause = () => new Promise((resolve) => setImmediate(resolve));
+  // SQLite works in this thread: a batch holds the event loop (tens of milliseconds on a large
+  // table), so after each the loop is left free as long, and requests are answered meanwhile (a
+  // restarted worker prunes at once). PostgreSQL works elsewhere: one turn of the loop will do.
+  const pause = (began: number) =>
+    new Promise((resolve) =>
+      store.dialect === 'sqlite'
+        ? setTimeout(resolve, Math.min(MAX_PAUSE_MS, performance.now() - began))
+        : setImmediate(resolve),
+    );
 
   let after = '';
   for (;;) {
+    const began = performance.now();
     const scanned = await store.db
       .selectFrom('deliveries')
       .select(['id', 'status', 'updated_at'])
@@ -79,12 +91,13 @@ export async function pruneOldDeliveries(
       options.onBatch?.(pruned);
     }
     if (scanned.length < size || !keepGoing()) break;
-    await pause();
+    await pause(began);
   }
 
   if (!keepGoing()) return pruned;
   after = '';
   for (;;) {
+    const began = performance.now();
     const scanned = await store.db
       .selectFrom('events')
       .select('id')
@@ -119,7 +132,7 @@ export async function pruneOldDeliveries(
     if (!done) return pruned;
     options.onBatch?.(pruned);
     if (scanned.length < size || !keepGoing()) break;
-    await pause();
+    await pause(began);
   }
   return pruned;
 }
