@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createService, type Service } from '../../src/server.js';
@@ -548,4 +549,34 @@ describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
       await setup.close();
     }
   }, 300_000);
+});
+
+describe.skipIf(postgres.skip)('a stuck worker loop [postgres]', () => {
+  it('counts a cycle held up past its bound, and lets it go once the cycle ends', async () => {
+    const db = await freshDatabaseUrl(postgres);
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-stuck-'));
+    // A long statement timeout: the claim waits on the lock below instead of being cancelled.
+    const config = loadConfig({ ...baseEnv(dataDir, db.url), DATABASE_STATEMENT_TIMEOUT: '10m' });
+    const service = await createService(config, { role: 'worker' });
+    const worker = service.worker as NonNullable<Service['worker']>;
+    const locker = await openStore({ databaseUrl: db.url });
+    // Readiness asks whether the cycle under way is older than its bound; the clock is moved, not waited for.
+    const stalledOnceBoundPassed = () => worker.stalled(Date.now() + worker.cycleBoundMs + 1_000);
+    try {
+      await locker.db.transaction().execute(async (trx) => {
+        await sql`lock table deliveries in access exclusive mode`.execute(trx);
+        worker.wake();
+        await waitFor(() => stalledOnceBoundPassed(), 30_000, 'a claim held up by the lock');
+        expect(stalledOnceBoundPassed()).toMatch(/has not completed a cycle/);
+        // Not stuck yet in real time: readiness still answers 200.
+        expect((await service.app.inject('/readyz')).statusCode).toBe(200);
+      });
+      await waitFor(() => stalledOnceBoundPassed() === undefined, 30_000, 'the cycle to end');
+    } finally {
+      await locker.close();
+      await service.close();
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
