@@ -234,6 +234,8 @@ export async function tenantWithWebhooks(
   const key = (
     await call(port, 'POST', `/internal/v1/tenants/${slug}/api-keys`, { name: 'b', scopes: ['webhooks'] })
   ).data.key;
+  // The fan-out scenario's 1,000 webhooks are more than a tenant may have by default.
+  await call(port, 'PATCH', `/internal/v1/tenants/${slug}`, { max_webhooks: Math.max(webhooks, 1) });
   const ids: number[] = [];
   for (let i = 0; i < webhooks; i++) {
     const created = await call(

@@ -36,6 +36,14 @@ function plan(value: string): string {
   return value;
 }
 
+/** `--max-webhooks`: a count, or `default` (the service's MAX_WEBHOOKS_PER_TENANT). */
+function maxWebhooks(value: string): number | 'default' {
+  if (value === 'default') return value;
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new InvalidArgumentError('A positive integer, or "default".');
+  return Number(value);
+}
+
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /**
@@ -131,8 +139,22 @@ tenant
   .option('--name <name>', 'display name')
   .option('--plan <plan>', `one of ${PLANS.join(', ')}`, plan)
   .option('--features <list>', 'comma-separated feature flags (replaces the set)', list)
-  .action((slug: string, o: { name?: string; plan?: string; features?: string[] }) =>
-    operator('PATCH', `/internal/v1/tenants/${encodeURIComponent(slug)}`, o),
+  .option(
+    '--max-webhooks <n>',
+    'webhooks the tenant may have, or "default" for MAX_WEBHOOKS_PER_TENANT',
+    maxWebhooks,
+  )
+  .action(
+    (
+      slug: string,
+      o: { name?: string; plan?: string; features?: string[]; maxWebhooks?: number | 'default' },
+    ) => {
+      const { maxWebhooks: max, ...rest } = o;
+      return operator('PATCH', `/internal/v1/tenants/${encodeURIComponent(slug)}`, {
+        ...rest,
+        ...(max !== undefined && { max_webhooks: max === 'default' ? null : max }),
+      });
+    },
   );
 
 program

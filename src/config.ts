@@ -25,6 +25,8 @@ export interface Config {
   allowedTargetCidrs: string[];
   database: DatabaseConfig;
   delivery: DeliveryConfig;
+  /** Webhooks a tenant may have, unless the operator set its own limit (`max_webhooks`). */
+  maxWebhooksPerTenant: number;
   /** Deliveries that are over, and their attempts, are kept this many days. */
   retentionDays: number;
   portal: PortalConfig;
@@ -259,6 +261,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     allowedTargetCidrs: cidrs(env),
     database: database(env),
     delivery: delivery(env),
+    maxWebhooksPerTenant: count(env, 'MAX_WEBHOOKS_PER_TENANT', 50, 100_000),
     retentionDays: count(env, 'RETENTION_DAYS', 30, 3650),
     portal: portal(env),
   };

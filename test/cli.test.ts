@@ -149,6 +149,7 @@ describe('command line', () => {
         name: 'Acme',
         plan: 'business',
         features: ['webhooks'],
+        max_webhooks: 50,
         created_at: expect.any(String),
         updated_at: expect.any(String),
       });
@@ -167,6 +168,10 @@ describe('command line', () => {
         created_at: created.created_at,
       });
       expect(Date.parse(updated.updated_at)).toBeGreaterThanOrEqual(Date.parse(created.updated_at));
+      const raised = await cliJson(['tenant', 'update', 'acme', '--max-webhooks', '120'], env);
+      expect(raised.max_webhooks).toBe(120);
+      const reset = await cliJson(['tenant', 'update', 'acme', '--max-webhooks', 'default'], env);
+      expect(reset.max_webhooks).toBe(50);
 
       const key = await cliJson(['key', 'create', 'acme', '--name', 'ci', '--scopes', 'webhooks'], env);
       expect(key).toEqual({

@@ -60,13 +60,15 @@ export function presentApiKey(key: ApiKey) {
   };
 }
 
-export function presentTenant(tenant: Tenant, keys?: ApiKey[]) {
+/** `defaultMaxWebhooks`: MAX_WEBHOOKS_PER_TENANT, shown where the operator set no limit of its own. */
+export function presentTenant(tenant: Tenant, defaultMaxWebhooks: number, keys?: ApiKey[]) {
   return {
     id: tenant.id,
     slug: tenant.slug,
     name: tenant.name,
     plan: tenant.plan,
     features: tenant.features,
+    max_webhooks: tenant.max_webhooks ?? defaultMaxWebhooks,
     created_at: iso(tenant.created_at),
     updated_at: iso(tenant.updated_at),
     ...(keys && { api_keys: keys.map(presentApiKey) }),

@@ -301,6 +301,11 @@ export const UpdateTenantBody = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
     plan: Type.Optional(Plan),
     features: Type.Optional(Features),
+    max_webhooks: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 100_000 }), Type.Null()], {
+        description: 'Webhooks the tenant may have; null: MAX_WEBHOOKS_PER_TENANT.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -321,6 +326,7 @@ export const Tenant = Type.Object({
   name: Type.String(),
   plan: Type.String(),
   features: Type.Array(Type.String()),
+  max_webhooks: Type.Integer({ description: 'Webhooks the tenant may have.' }),
   created_at: Timestamp,
   updated_at: Timestamp,
   api_keys: Type.Optional(Type.Array(ApiKeySummary)),

@@ -277,5 +277,10 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0008_tenant_webhook_limit': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('tenants').addColumn('max_webhooks', 'integer').execute();
+      },
+    },
   };
 }

@@ -12,6 +12,8 @@ export interface TenantTable {
   name: string;
   plan: string;
   features: string;
+  /** The operator's limit on this tenant's webhooks; null: MAX_WEBHOOKS_PER_TENANT. */
+  max_webhooks: number | null;
   created_at: number;
   updated_at: number;
 }

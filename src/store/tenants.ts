@@ -8,6 +8,8 @@ export interface Tenant {
   name: string;
   plan: Plan;
   features: string[];
+  /** The operator's limit on this tenant's webhooks; null: the service's default. */
+  max_webhooks: number | null;
   created_at: number;
   updated_at: number;
 }
@@ -58,7 +60,7 @@ export async function createTenant(
 export async function updateTenant(
   store: Store,
   slug: string,
-  changes: { name?: string; plan?: Plan; features?: string[] },
+  changes: { name?: string; plan?: Plan; features?: string[]; max_webhooks?: number | null },
 ): Promise<Tenant | undefined> {
   const row = await store.db
     .updateTable('tenants')
@@ -66,6 +68,7 @@ export async function updateTenant(
       ...(changes.name !== undefined && { name: changes.name }),
       ...(changes.plan !== undefined && { plan: changes.plan }),
       ...(changes.features !== undefined && { features: JSON.stringify(changes.features) }),
+      ...(changes.max_webhooks !== undefined && { max_webhooks: changes.max_webhooks }),
       updated_at: Date.now(),
     })
     .where('slug', '=', slug)
@@ -128,6 +131,7 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
       't.name',
       't.plan',
       't.features',
+      't.max_webhooks',
       't.created_at',
       't.updated_at',
     ])

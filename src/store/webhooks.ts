@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { ALL_EVENTS } from '../domain/events.js';
 import type { Store } from './db.js';
 import type { Database, WebhookTable } from './schema.js';
@@ -84,9 +84,35 @@ async function replaceEvents(db: Kysely<Database>, webhookId: number, events: st
     .execute();
 }
 
-export async function createWebhook(store: Store, tenantId: number, input: NewWebhook): Promise<Webhook> {
+/** A tenant that has as many webhooks as it may have. */
+export class WebhookLimitReached extends Error {
+  constructor(readonly limit: number) {
+    super(`webhook limit of ${limit} reached`);
+  }
+}
+
+/**
+ * Creates a webhook, unless the tenant has `limit` live webhooks already (WebhookLimitReached).
+ * On PostgreSQL the tenant's row is locked first, so that creates at the same time count in turn.
+ */
+export async function createWebhook(
+  store: Store,
+  tenantId: number,
+  input: NewWebhook,
+  limit: number,
+): Promise<Webhook> {
   const now = Date.now();
   return store.db.transaction().execute(async (trx) => {
+    if (store.dialect === 'postgres') {
+      await sql`select id from tenants where id = ${tenantId} for no key update`.execute(trx);
+    }
+    const { live } = await trx
+      .selectFrom('webhooks')
+      .select((eb) => eb.fn.countAll<number>().as('live'))
+      .where('tenant_id', '=', tenantId)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    if (Number(live) >= limit) throw new WebhookLimitReached(limit);
     const { events, ...fields } = input;
     const row = await trx
       .insertInto('webhooks')

@@ -44,6 +44,7 @@ describeContract('operator API: tenants and keys', (h) => {
       'name',
       'plan',
       'features',
+      'max_webhooks',
       'created_at',
       'updated_at',
     ]);
@@ -52,6 +53,7 @@ describeContract('operator API: tenants and keys', (h) => {
       name: 'Acme Fairs',
       plan: 'business',
       features: ['webhooks', 'reports'],
+      max_webhooks: 50,
     });
     const shown = (await h().operator('GET', '/internal/v1/tenants/acme-fairs')).json().data;
     expect(shown).toEqual({ ...tenant, api_keys: [] });

@@ -303,3 +303,53 @@ describeContract('webhooks resource', (h) => {
     expect(error.json().meta.request_id).toBe('err-1');
   });
 });
+
+describeContract(
+  'webhooks per tenant',
+  (h) => {
+    const create = (key: string, i: number) =>
+      h().api('POST', '/api/v1/webhooks', {
+        key,
+        body: webhookBody({ url: `https://example.com/hook/${i}` }),
+      });
+
+    it('refuses one webhook more than MAX_WEBHOOKS_PER_TENANT with a 422 on url that names the limit', async () => {
+      const { key } = await h().tenant();
+      for (let i = 0; i < 3; i++) expect((await create(key, i)).statusCode).toBe(201);
+      const over = await create(key, 3);
+      expect(over.statusCode).toBe(422);
+      expect(over.json().errors.url).toEqual([expect.stringMatching(/limit of 3 webhooks/)]);
+      expect((await h().api('GET', '/api/v1/webhooks', { key })).json().meta.total).toBe(3);
+      // A deleted webhook frees its place.
+      const first = (await h().api('GET', '/api/v1/webhooks', { key })).json().data[0];
+      expect((await h().api('DELETE', `/api/v1/webhooks/${first.id}`, { key })).statusCode).toBe(204);
+      expect((await create(key, 4)).statusCode).toBe(201);
+    });
+
+    it('takes a limit of its own per tenant from the operator, shown by GET, and null for the default again', async () => {
+      const { key, slug } = await h().tenant();
+      expect((await h().operator('GET', `/internal/v1/tenants/${slug}`)).json().data.max_webhooks).toBe(3);
+      const raised = await h().operator('PATCH', `/internal/v1/tenants/${slug}`, { max_webhooks: 5 });
+      expect(raised.statusCode).toBe(200);
+      expect(raised.json().data.max_webhooks).toBe(5);
+      for (let i = 0; i < 5; i++) expect((await create(key, i)).statusCode).toBe(201);
+      expect((await create(key, 5)).json().errors.url).toEqual([
+        expect.stringMatching(/limit of 5 webhooks/),
+      ]);
+      const reset = await h().operator('PATCH', `/internal/v1/tenants/${slug}`, { max_webhooks: null });
+      expect(reset.json().data.max_webhooks).toBe(3);
+      for (const bad of [0, -1, 1.5, '5', 100_001]) {
+        const res = await h().operator('PATCH', `/internal/v1/tenants/${slug}`, { max_webhooks: bad });
+        expect(res.statusCode, String(bad)).toBe(422);
+      }
+    });
+
+    it('counts creates sent at the same time in turn: never more than the limit', async () => {
+      const { key } = await h().tenant();
+      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => create(key, i)));
+      expect(answers.map((a) => a.statusCode).sort()).toEqual([201, 201, 201, 422, 422, 422, 422, 422]);
+      expect((await h().api('GET', '/api/v1/webhooks', { key })).json().meta.total).toBe(3);
+    });
+  },
+  { MAX_WEBHOOKS_PER_TENANT: '3' },
+);

@@ -9,6 +9,7 @@ import { buildApp } from '../../src/api/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { newEventId } from '../../src/domain/ids.js';
 import { migrate, openStore, type Store } from '../../src/store/db.js';
+import type { NewWebhook } from '../../src/store/webhooks.js';
 
 /** The contract suites run once per database: SQLite always, PostgreSQL when TEST_DATABASE_URL is set. */
 export const DATABASES = [
@@ -151,6 +152,20 @@ export function describeContract(
       });
     });
   }
+}
+
+/** A webhook as the store creates it (tests that work below the API), the n-th of its tenant. */
+export function storedWebhook(n = 0): NewWebhook {
+  return {
+    name: `w${n}`,
+    url: `https://example.com/hook/${n}`,
+    events: ['*'],
+    is_active: true,
+    headers: {},
+    retry_count: 5,
+    timeout_seconds: 30,
+    secret_ciphertext: 'unused',
+  };
 }
 
 /** A valid webhook body; override what a test is about. */

@@ -40,7 +40,7 @@ for (const database of DATABASES) {
             values (${delivery}, 1, ${number}, 'pending', ${startedAt}, 10, '{}')`.execute(store.db);
         }
 
-        expect(await migrate(store)).toEqual(['0007_unique_attempt_numbers']);
+        expect(await migrate(store, '0007_unique_attempt_numbers')).toEqual(['0007_unique_attempt_numbers']);
 
         const attempts = await store.db
           .selectFrom('attempts')

@@ -14,7 +14,7 @@ import { newDeliveryRow } from '../../src/store/events.js';
 import { createTenant } from '../../src/store/tenants.js';
 import { createWebhook, deleteWebhook } from '../../src/store/webhooks.js';
 import { freshDatabaseUrl, waitFor } from '../helpers/delivery-harness.js';
-import { DATABASES, storeEvent } from '../helpers/harness.js';
+import { DATABASES, storedWebhook, storeEvent } from '../helpers/harness.js';
 import { POSTGRES_COMMIT_ANSWER, TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Never switches a webhook off within a test: its failures began moments ago. */
@@ -47,16 +47,7 @@ async function freshStore(database: (typeof DATABASES)[number]) {
 async function webhooks(store: Store, tenantId: number, count: number): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < count; i++) {
-    const webhook = await createWebhook(store, tenantId, {
-      name: `w${i}`,
-      url: `https://example.com/hook/${i}`,
-      events: ['*'],
-      is_active: true,
-      headers: {},
-      retry_count: 5,
-      timeout_seconds: 30,
-      secret_ciphertext: 'unused',
-    });
+    const webhook = await createWebhook(store, tenantId, storedWebhook(i), Number.MAX_SAFE_INTEGER);
     ids.push(webhook.id);
   }
   return ids;

@@ -6,7 +6,7 @@ import { newDeliveryRow } from '../../src/store/events.js';
 import { createTenant } from '../../src/store/tenants.js';
 import { createWebhook } from '../../src/store/webhooks.js';
 import { freshDatabaseUrl } from '../helpers/delivery-harness.js';
-import { DATABASES, storeEvent } from '../helpers/harness.js';
+import { DATABASES, storedWebhook, storeEvent } from '../helpers/harness.js';
 
 const postgres = DATABASES.find((d) => d.name === 'postgres');
 
@@ -35,16 +35,7 @@ describe.skipIf(!postgres || postgres.skip)('queue maintenance on postgres', () 
       features: ['webhooks'],
     });
     if (!tenant) throw new Error('no tenant');
-    const webhook = await createWebhook(store, tenant.id, {
-      name: 'w',
-      url: 'https://example.com/hook',
-      events: ['*'],
-      is_active: true,
-      headers: {},
-      retry_count: 5,
-      timeout_seconds: 30,
-      secret_ciphertext: 'unused',
-    });
+    const webhook = await createWebhook(store, tenant.id, storedWebhook(), Number.MAX_SAFE_INTEGER);
     const now = Date.now();
     const eventId = await storeEvent(store, tenant.id, now);
     const rows = Array.from({ length: 20_000 }, (_, i) =>

@@ -52,7 +52,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
         const tenant = await createTenant(store, { ...rest, features: dedupe(features) });
         if (!tenant) throw validationFailed({ slug: ['The slug has already been taken.'] });
         reply.code(201).header('Location', `/internal/v1/tenants/${tenant.slug}`);
-        return { data: presentTenant(tenant), meta: meta(request) };
+        return { data: presentTenant(tenant, config.maxWebhooksPerTenant), meta: meta(request) };
       },
     );
 
@@ -61,7 +61,10 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       { schema: { ...schema, params: SlugParams, response: { 200: envelope(Tenant), ...errors } } },
       async (request) => {
         const tenant = await tenantOr404(store, request.params.slug);
-        return { data: presentTenant(tenant, await listApiKeys(store, tenant.id)), meta: meta(request) };
+        return {
+          data: presentTenant(tenant, config.maxWebhooksPerTenant, await listApiKeys(store, tenant.id)),
+          meta: meta(request),
+        };
       },
     );
 
@@ -83,7 +86,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
           ...(features && { features: dedupe(features) }),
         });
         if (!tenant) throw notFound();
-        return { data: presentTenant(tenant), meta: meta(request) };
+        return { data: presentTenant(tenant, config.maxWebhooksPerTenant), meta: meta(request) };
       },
     );
 

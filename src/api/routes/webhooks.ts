@@ -27,6 +27,7 @@ import {
   listWebhooks,
   rotateWebhookSecret,
   updateWebhook,
+  WebhookLimitReached,
   type Webhook as WebhookRecord,
 } from '../../store/webhooks.js';
 import { tenantAuth } from '../auth.js';
@@ -153,15 +154,28 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
       async (request, reply) => {
         const fields = checked(request);
         const url = fields.url as string;
-        const webhook = await createWebhook(store, request.tenant.id, {
-          url,
-          events: fields.events as string[],
-          name: fields.name ?? defaultName(url),
-          is_active: fields.is_active ?? true,
-          headers: fields.headers ?? {},
-          retry_count: fields.retry_count ?? RETRY_COUNT.default,
-          timeout_seconds: fields.timeout_seconds ?? TIMEOUT_SECONDS.default,
-          secret_ciphertext: encryptSecret(config.secretsKey, generateWebhookSecret()),
+        const limit = request.tenant.max_webhooks ?? config.maxWebhooksPerTenant;
+        const webhook = await createWebhook(
+          store,
+          request.tenant.id,
+          {
+            url,
+            events: fields.events as string[],
+            name: fields.name ?? defaultName(url),
+            is_active: fields.is_active ?? true,
+            headers: fields.headers ?? {},
+            retry_count: fields.retry_count ?? RETRY_COUNT.default,
+            timeout_seconds: fields.timeout_seconds ?? TIMEOUT_SECONDS.default,
+            secret_ciphertext: encryptSecret(config.secretsKey, generateWebhookSecret()),
+          },
+          limit,
+        ).catch((error: unknown) => {
+          if (!(error instanceof WebhookLimitReached)) throw error;
+          throw validationFailed({
+            url: [
+              `This account has reached its limit of ${error.limit} webhooks. Delete one you no longer use, or ask us to raise the limit.`,
+            ],
+          });
         });
         reply.code(201).header('Location', `/api/v1/webhooks/${webhook.id}`);
         return { data: presentWebhook(webhook, config.secretsKey), meta: meta(request) };
