@@ -10,7 +10,7 @@ import { createService, type Service } from '../../src/server.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { freshDatabaseUrl, testResolver, waitFor } from '../helpers/delivery-harness.js';
 import { ADMIN_TOKEN, DATABASES } from '../helpers/harness.js';
-import { startServe } from '../helpers/processes.js';
+import { hasExited, killIfRunning, startServe } from '../helpers/processes.js';
 import { makeCertificate, Receiver } from '../helpers/receiver.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -192,8 +192,7 @@ describe.skipIf(postgres.skip)('crash safety [postgres]', () => {
       two.child.kill('SIGTERM');
       expect(await two.exited).toBe(0);
     } finally {
-      for (const w of workers)
-        if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+      killIfRunning(workers);
       await api.close();
       await receiver.stop();
       await db.drop();
@@ -235,7 +234,7 @@ describe('crash safety [sqlite]', () => {
       expect(await statusCounts(store)).toEqual({ succeeded: 400 * WEBHOOKS });
       await expectAtLeastOnce(store, receiver, orphaned);
     } finally {
-      if (first?.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL');
+      killIfRunning([first]);
       second?.child.kill('SIGTERM');
       if (second) expect(await second.exited).toBe(0);
       await store.close();
@@ -508,8 +507,7 @@ describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
         expect(await w.exited).toBe(0);
       }
     } finally {
-      for (const w of workers)
-        if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+      killIfRunning(workers);
       await setup.close();
     }
   }, 300_000);
@@ -526,10 +524,9 @@ describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
       proxy.blackHole();
       const signalledAt = Date.now();
       worker.child.kill('SIGTERM');
-      const exit = await Promise.race([
-        worker.exited,
-        new Promise((resolve) => setTimeout(() => resolve('still running after 60 s'), 60_000)),
-      ]);
+      const stopping = worker;
+      await waitFor(() => hasExited(stopping), 60_000, 'the worker to exit after SIGTERM');
+      const exit = await stopping.exited;
       console.info(`SIGTERM with the database silent: exited ${exit} after ${Date.now() - signalledAt} ms`);
       // Exit code 1 when the shutdown had to give up on the database; leases expire as after a kill.
       expect([0, 1]).toContain(exit);
@@ -544,8 +541,7 @@ describe.skipIf(postgres.skip)('a silent partition [postgres]', () => {
       restarted.child.kill('SIGTERM');
       expect(await restarted.exited).toBe(0);
     } finally {
-      if (worker && worker.child.exitCode === null && worker.child.signalCode === null)
-        worker.child.kill('SIGKILL');
+      killIfRunning([worker]);
       await setup.close();
     }
   }, 300_000);

@@ -14,6 +14,16 @@ export interface ServeProcess {
   port: number;
 }
 
+/** Whether the process has ended (by itself or by a signal). */
+export function hasExited(serve: ServeProcess): boolean {
+  return serve.child.exitCode !== null || serve.child.signalCode !== null;
+}
+
+/** Test clean-up: kills what is still running. */
+export function killIfRunning(serves: (ServeProcess | undefined)[]): void {
+  for (const serve of serves) if (serve && !hasExited(serve)) serve.child.kill('SIGKILL');
+}
+
 /**
  * Runs `plandocket-webhooks serve` from source in a child process, the way an operator does, with
  * the test certificate trusted through NODE_EXTRA_CA_CERTS. Resolves once it says it started.
