@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { Ajv } from 'ajv';
-import addFormats from 'ajv-formats';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -24,6 +22,7 @@ import { healthRoutes } from './routes/health.js';
 import { portalLinkRoutes } from './routes/portal-links.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { validators } from './validators.js';
 import { metricsHandler } from './worker-app.js';
 
 export { loggerOptions } from './logging.js';
@@ -50,15 +49,6 @@ function bytesText(bytes: number): string {
   if (bytes >= mib && bytes % mib === 0) return `${bytes / mib} MiB (${bytes} bytes)`;
   if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KiB (${bytes} bytes)`;
   return `${bytes} bytes`;
-}
-
-/** Body fields are checked strictly; query strings and path parameters are coerced from text. */
-function validators() {
-  const body = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: false, strict: false });
-  const text = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, strict: false });
-  addFormats.default(body);
-  addFormats.default(text);
-  return { body, text };
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {

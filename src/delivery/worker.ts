@@ -55,8 +55,6 @@ const PRUNE_EVERY_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 /** Deliveries that exhaust their retries before a failing webhook is switched off. */
 const AUTO_DISABLE_MIN_FAILED = 5;
-/** SQLite answers in process; this stands for its answer timeout in the loop's own bound. */
-const IN_PROCESS_ANSWER_MS = 5_000;
 
 /** Upkeep beside the claims, one run at a time; a failed run is logged and tried again later. */
 class Upkeep {
@@ -134,7 +132,7 @@ export class DeliveryWorker {
     setMaxListeners(0, this.shutdown.signal);
     this.pruning = new Upkeep('pruning old deliveries', options.log);
     this.refreshing = new Upkeep('refreshing queue statistics', options.log);
-    this.cycleBoundMs = 3 * (options.store.answerTimeoutMs ?? IN_PROCESS_ANSWER_MS) + 5_000;
+    this.cycleBoundMs = 3 * options.store.answerTimeoutMs + 5_000;
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
     this.agent = deliveryAgent({
       policy: this.policy,

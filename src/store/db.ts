@@ -6,7 +6,7 @@ import { settledWithin } from '../deadline.js';
 import { migrations } from './migrations.js';
 import { answerTimeoutMs, CLOSE_WITHIN_MS, openPostgres, pgConfig } from './postgres.js';
 import type { Database } from './schema.js';
-import { openSqlite } from './sqlite.js';
+import { BUSY_TIMEOUT_MS, openSqlite } from './sqlite.js';
 import { storageFailure, WriteFailure } from './write-failure.js';
 
 export { storageFailure, WriteFailure };
@@ -20,8 +20,8 @@ export interface Store {
   connection?: pg.ClientConfig;
   /** PostgreSQL: the same, with no time limit on statements (migrations). */
   unboundedConnection?: pg.ClientConfig;
-  /** PostgreSQL: how long a query waits for an answer before its connection is taken for lost. */
-  answerTimeoutMs?: number;
+  /** How long a query waits at most: for its answer (PostgreSQL), or for a lock (SQLite). */
+  answerTimeoutMs: number;
   /** Wakes this process's worker at once when deliveries are queued (SQLite's way; PostgreSQL adds NOTIFY). */
   wakeups: EventEmitter;
   /** Whether writes fail for lack of storage (disk full, I/O errors, read-only), for readiness. */
@@ -67,7 +67,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   }
   const writeFailure = new WriteFailure();
   const db = openSqlite(options.sqlitePath ?? ':memory:', writeFailure);
-  return { db, dialect: 'sqlite', wakeups: new EventEmitter(), writeFailure, close: () => db.destroy() };
+  return {
+    db,
+    dialect: 'sqlite',
+    answerTimeoutMs: BUSY_TIMEOUT_MS,
+    wakeups: new EventEmitter(),
+    writeFailure,
+    close: () => db.destroy(),
+  };
 }
 
 /**

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Ajv } from 'ajv';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { ALL_EVENTS, isSubscribable } from '../../domain/events.js';
@@ -12,6 +11,7 @@ import { operatorAuth } from '../auth.js';
 import { ApiError, fieldErrorsFromSchema, validationFailed } from '../errors.js';
 import { meta } from '../present.js';
 import { ErrorBody, envelope, MapOf, Text } from '../schemas.js';
+import { validators } from '../validators.js';
 
 /** An event's `data` may take this much JSON; a publish body a little more. */
 export const EVENT_DATA_LIMIT = 256 * 1024;
@@ -32,17 +32,8 @@ const EventInput = Type.Object(
 );
 type EventInputType = { tenant: string; type: string; data: object; id?: string };
 
-/**
- * A batch's events, each checked on its own so that one bad event does not refuse the others.
- * The same checks as the app's body validators (strict types, every error; see `validators()`
- * in app.ts): EventInput has no formats, so no ajv-formats.
- */
-const validEvent = new Ajv({
-  allErrors: true,
-  coerceTypes: false,
-  useDefaults: false,
-  strict: false,
-}).compile<EventInputType>(EventInput);
+/** A batch's events, each checked on its own (as the route's body is) so that one bad event does not refuse the others. */
+const validEvent = validators().body.compile<EventInputType>(EventInput);
 
 const Published = Type.Object(
   { id: Type.String(), deliveries: Type.Integer() },
