@@ -8,25 +8,14 @@ import { decide } from '../domain/outcome.js';
 import { decryptSecret } from '../domain/secrets.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/db.js';
-import {
-  type ClaimedDelivery,
-  claimDeliveries,
-  type Outcome,
-  recordOutcomes,
-  refreshQueueStatistics,
-  releaseDeliveries,
-} from '../store/deliveries.js';
-import { pruneOldDeliveries } from '../store/retention.js';
+import { type ClaimedDelivery, claimDeliveries, releaseDeliveries } from '../store/deliveries.js';
 import { listenForDeliveries } from '../store/wakeups.js';
 import { DueTimes } from './due-times.js';
+import { OutcomeWriter } from './outcome-writer.js';
 import { deliveryAgent, type Resolver } from './safe-agent.js';
 import { type SendResult, send } from './sender.js';
-
-export interface WorkerLog {
-  info(obj: object | string, msg?: string): void;
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import { Upkeep } from './upkeep.js';
+import type { WorkerLog } from './worker-log.js';
 
 export interface WorkerOptions {
   config: Config;
@@ -47,41 +36,8 @@ const POLL_MS = 5_000;
 const CLAIM_BATCH = 100;
 /** How long freed slots gather before the claim that fills them. */
 const GATHER_MS = 2;
-const STATISTICS_EVERY_MS = 60_000;
-/** At most this many outcomes in one write. */
-const FLUSH_BATCH = 500;
-/** Old deliveries are pruned at start and this often (see RETENTION_DAYS). */
-const PRUNE_EVERY_MS = 5 * 60_000;
-const DAY_MS = 86_400_000;
 /** Deliveries that exhaust their retries before a failing webhook is switched off. */
 const AUTO_DISABLE_MIN_FAILED = 5;
-
-/** Upkeep beside the claims, one run at a time; a failed run is logged and tried again later. */
-class Upkeep {
-  private running: Promise<void> | undefined;
-
-  constructor(
-    private readonly what: string,
-    private readonly log: WorkerLog,
-  ) {}
-
-  get busy(): boolean {
-    return this.running !== undefined;
-  }
-
-  start(work: () => Promise<void>): void {
-    if (this.running) return;
-    this.running = work()
-      .catch((error) => this.log.warn({ err: error }, `${this.what} failed; trying again later`))
-      .finally(() => {
-        this.running = undefined;
-      });
-  }
-
-  async done(): Promise<void> {
-    await this.running;
-  }
-}
 
 /**
  * The delivery worker: claims due deliveries with a lease, sends them with at most
@@ -105,20 +61,11 @@ export class DeliveryWorker {
   /** Whether the last claim may have left due work behind (caps, a full batch). */
   private backlog = false;
   private claiming = false;
-  private claimedSinceAnalyze = 0;
-  private analyzedAt = 0;
-  private vacuumNoted = false;
-  private readonly outbox: { outcome: Outcome; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  private flushing: Promise<void> | undefined;
-  private flushScheduled = false;
-  private pruneTimer: NodeJS.Timeout | undefined;
   /** Slots freed since the last claim, and the timer that claims them if no more come. */
   private freed = 0;
   private gathering: NodeJS.Timeout | undefined;
-  private readonly pruning: Upkeep;
-  private readonly refreshing: Upkeep;
-  /** Whether the last write of outcomes failed (the database away): no claims until one succeeds. */
-  private recordingFails = false;
+  private readonly upkeep: Upkeep;
+  private readonly outcomes: OutcomeWriter;
   /** When the cycle under way began: a claim and the launch of what it took. */
   private cycleStartedAt: number | undefined;
   /**
@@ -130,8 +77,14 @@ export class DeliveryWorker {
   constructor(private readonly options: WorkerOptions) {
     // Every delivery in flight listens for shutdown: up to `concurrency` listeners, not a leak.
     setMaxListeners(0, this.shutdown.signal);
-    this.pruning = new Upkeep('pruning old deliveries', options.log);
-    this.refreshing = new Upkeep('refreshing queue statistics', options.log);
+    this.upkeep = new Upkeep(options.config, options.store, options.log);
+    this.outcomes = new OutcomeWriter(
+      options.store,
+      this.id,
+      { afterMs: options.config.delivery.autoDisableAfterMs, minFailedDeliveries: AUTO_DISABLE_MIN_FAILED },
+      options.log,
+      { running: () => this.running, recovered: this.wake },
+    );
     this.cycleBoundMs = 3 * options.store.answerTimeoutMs + 5_000;
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
     this.agent = deliveryAgent({
@@ -147,20 +100,7 @@ export class DeliveryWorker {
     this.running = true;
     this.stopListening = listenForDeliveries(this.options.store, this.wake, this.options.log);
     this.loop = this.run();
-    this.prune();
-    this.pruneTimer = setInterval(() => this.prune(), PRUNE_EVERY_MS).unref();
-  }
-
-  /** Removes deliveries older than the retention period, in small batches, one run at a time. */
-  private prune(): void {
-    if (!this.running) return;
-    const { config, store, log } = this.options;
-    this.pruning.start(async () => {
-      const pruned = await pruneOldDeliveries(store, Date.now() - config.retentionDays * DAY_MS, {
-        keepGoing: () => this.running,
-      });
-      if (pruned.deliveries > 0 || pruned.events > 0) log.info(pruned, 'pruned old deliveries and events');
-    });
+    this.upkeep.start();
   }
 
   /**
@@ -187,12 +127,10 @@ export class DeliveryWorker {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    clearInterval(this.pruneTimer);
     clearTimeout(this.gathering);
     this.wake();
     await this.loop;
-    await this.pruning.done();
-    await this.refreshing.done();
+    await this.upkeep.stop();
     await this.stopListening?.();
     const grace = new Promise((resolve) =>
       setTimeout(resolve, this.options.config.delivery.shutdownGraceMs).unref(),
@@ -218,7 +156,7 @@ export class DeliveryWorker {
       try {
         // While outcomes cannot be written, nothing more is claimed: what it took could not be
         // recorded before its lease expired, and another worker would send it again.
-        const free = this.recordingFails ? 0 : delivery.concurrency - this.inFlight.size;
+        const free = this.outcomes.failing ? 0 : delivery.concurrency - this.inFlight.size;
         const claimedAt = Date.now();
         let full = false;
         if (free > 0) {
@@ -238,7 +176,7 @@ export class DeliveryWorker {
           this.claiming = false;
           this.options.metrics.claimSize.observe(claimed.length);
           await this.launch(claimed);
-          this.keepStatisticsFresh(claimed.length);
+          this.upkeep.claimed(claimed.length);
           full = claimed.length === limit;
           // More may be due than one claim took: then a freed slot is worth another claim.
           this.backlog ||=
@@ -267,29 +205,6 @@ export class DeliveryWorker {
   private cycleCompleted(): void {
     this.cycleStartedAt = undefined;
     this.options.metrics.workerLastCycle.set(Date.now() / 1000);
-  }
-
-  /**
-   * Every minute of steady work, the queue's planner statistics are refreshed (PostgreSQL); the
-   * first time as soon as work flows, since a new queue may have none. Claiming goes on meanwhile:
-   * a vacuum of a large queue takes seconds.
-   */
-  private keepStatisticsFresh(claimed: number): void {
-    this.claimedSinceAnalyze += claimed;
-    const enough = this.analyzedAt === 0 ? CLAIM_BATCH : 1000;
-    if (this.claimedSinceAnalyze < enough || Date.now() - this.analyzedAt < STATISTICS_EVERY_MS) return;
-    if (this.refreshing.busy) return;
-    this.claimedSinceAnalyze = 0;
-    this.analyzedAt = Date.now();
-    this.refreshing.start(async () => {
-      const { vacuumed } = await refreshQueueStatistics(this.options.store);
-      if (vacuumed && !this.vacuumNoted) {
-        this.vacuumNoted = true;
-        this.options.log.info(
-          'autovacuum is off: the worker vacuums the delivery queue every minute of steady work',
-        );
-      }
-    });
   }
 
   /** Waits `ms`, or less when woken or stopped. */
@@ -390,7 +305,7 @@ export class DeliveryWorker {
       Date.now(),
     );
     metrics.attemptDuration.observe(result.durationMs / 1000);
-    await this.record({ delivery, attempt: result, decision });
+    await this.outcomes.record({ delivery, attempt: result, decision });
     // Known once written; the loop then sleeps until it is due.
     if (decision.status === 'pending') {
       this.retryTimes.add(decision.nextAttemptAt);
@@ -423,70 +338,5 @@ export class DeliveryWorker {
       this.secrets.set(ciphertext, secret);
     }
     return secret;
-  }
-
-  /**
-   * Outcomes are written in batches: those that finish while a write is under way go together
-   * in the next one. A delivery keeps its slot in the worker (and its lease) until its outcome is
-   * written; its webhook's slot is free once the endpoint has answered.
-   */
-  private record(outcome: Outcome): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.outbox.push({ outcome, resolve, reject });
-      this.scheduleFlush();
-    });
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushing || this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flushing = this.flush().finally(() => {
-        this.flushing = undefined;
-        if (this.outbox.length > 0) this.scheduleFlush();
-      });
-    });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.outbox.splice(0, FLUSH_BATCH);
-    const { config, store, log } = this.options;
-    // The outcome must be written: retry while the database is away, unless shutting down
-    // (then the lease expires and the delivery is sent again: at least once).
-    for (let tries = 0; ; tries++) {
-      try {
-        const { dropped } = await recordOutcomes(
-          store,
-          this.id,
-          batch.map((b) => b.outcome),
-          { afterMs: config.delivery.autoDisableAfterMs, minFailedDeliveries: AUTO_DISABLE_MIN_FAILED },
-        );
-        // Written already (a commit whose answer was lost), or taken over by another worker after
-        // the lease expired: that worker records its own attempt.
-        if (dropped > 0)
-          log.info({ dropped, tries: tries + 1 }, "outcomes not written: no longer this worker's");
-        for (const b of batch) b.resolve();
-        if (this.recordingFails) {
-          this.recordingFails = false;
-          this.wake();
-        }
-        return;
-      } catch (error) {
-        this.recordingFails = true;
-        if (!this.running && tries >= 2) {
-          for (const b of batch) b.reject(error);
-          return;
-        }
-        if (tries === 0 || tries % 10 === 9) {
-          log.warn(
-            { err: error, deliveries: batch.length, tries: tries + 1 },
-            'recording attempts failed; retrying',
-          );
-        }
-        // Soon: outcomes wait behind this batch, and their leases run out.
-        await new Promise((resolve) => setTimeout(resolve, Math.min(1_000, 100 * 2 ** tries)));
-      }
-    }
   }
 }
