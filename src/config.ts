@@ -64,6 +64,8 @@ export interface DeliveryConfig {
   concurrency: number;
   /** Deliveries in flight at once to one webhook, per worker process. */
   webhookConcurrency: number;
+  /** Deliveries of one tenant in flight at once, per worker process: the rest is left to others. */
+  tenantConcurrency: number;
   /**
    * Connections open at once to one origin (scheme, host and port), per worker process; more
    * deliveries to it wait for a free connection. Many webhooks often share a host.
@@ -155,10 +157,19 @@ function delivery(env: Env): DeliveryConfig {
       `RETRY_SCHEDULE must be comma-separated durations such as 10s,1m,5m,30m, got "${raw}"`,
     );
   }
+  const concurrency = count(env, 'DELIVERY_CONCURRENCY', 500, 10_000);
+  // At most DELIVERY_CONCURRENCY: a smaller worker takes the default down with it.
+  const tenantConcurrency = count(env, 'TENANT_CONCURRENCY', Math.min(100, concurrency), 10_000);
+  if (tenantConcurrency > concurrency) {
+    throw new ConfigError(
+      `TENANT_CONCURRENCY must be at most DELIVERY_CONCURRENCY (${concurrency}), got "${env.TENANT_CONCURRENCY}"`,
+    );
+  }
   return {
     retrySchedule,
-    concurrency: count(env, 'DELIVERY_CONCURRENCY', 500, 10_000),
+    concurrency,
     webhookConcurrency: count(env, 'WEBHOOK_CONCURRENCY', 25, 1000),
+    tenantConcurrency,
     originConnections: count(env, 'ORIGIN_CONNECTIONS', 100, 10_000),
     leaseMarginMs: duration(env, 'LEASE_MARGIN', '30s'),
     autoDisableAfterMs: duration(env, 'AUTO_DISABLE_AFTER', '5d'),

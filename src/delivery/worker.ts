@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/db.js';
 import { type ClaimedDelivery, claimDeliveries, releaseDeliveries } from '../store/deliveries.js';
 import { listenForDeliveries } from '../store/wakeups.js';
+import { BusyCounts } from './busy-counts.js';
 import { DueTimes } from './due-times.js';
 import { OutcomeWriter } from './outcome-writer.js';
 import { deliveryAgent, type Resolver } from './safe-agent.js';
@@ -47,7 +48,8 @@ const AUTO_DISABLE_MIN_FAILED = 5;
 export class DeliveryWorker {
   readonly id = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly inFlight = new Map<string, Promise<void>>();
-  private readonly perWebhook = new Map<number, number>();
+  private readonly busyWebhooks: BusyCounts;
+  private readonly busyTenants: BusyCounts;
   private readonly agent: Agent;
   private readonly policy: AddressPolicy;
   private readonly shutdown = new AbortController();
@@ -77,6 +79,8 @@ export class DeliveryWorker {
   constructor(private readonly options: WorkerOptions) {
     // Every delivery in flight listens for shutdown: up to `concurrency` listeners, not a leak.
     setMaxListeners(0, this.shutdown.signal);
+    this.busyWebhooks = new BusyCounts(options.config.delivery.webhookConcurrency);
+    this.busyTenants = new BusyCounts(options.config.delivery.tenantConcurrency);
     this.upkeep = new Upkeep(options.config, options.store, options.log);
     this.outcomes = new OutcomeWriter(
       options.store,
@@ -170,7 +174,9 @@ export class DeliveryWorker {
             now: claimedAt,
             limit,
             perWebhook: delivery.webhookConcurrency,
-            busy: this.perWebhook,
+            perTenant: delivery.tenantConcurrency,
+            busyWebhooks: this.busyWebhooks.counts,
+            busyTenants: this.busyTenants.counts,
             leaseMarginMs: delivery.leaseMarginMs,
           });
           this.claiming = false;
@@ -179,8 +185,7 @@ export class DeliveryWorker {
           this.upkeep.claimed(claimed.length);
           full = claimed.length === limit;
           // More may be due than one claim took: then a freed slot is worth another claim.
-          this.backlog ||=
-            full || [...this.perWebhook.values()].some((n) => n >= delivery.webhookConcurrency);
+          this.backlog ||= full || this.busyWebhooks.anyFull() || this.busyTenants.anyFull();
         } else {
           this.backlog = true;
         }
@@ -221,17 +226,19 @@ export class DeliveryWorker {
     });
   }
 
-  /** Starts sending what was claimed; what would pass a webhook's cap is handed back at once. */
+  /**
+   * Starts sending what was claimed; what would pass a webhook's or a tenant's cap (a claim under
+   * way when others were launched) is handed back at once.
+   */
   private async launch(claimed: ClaimedDelivery[]): Promise<void> {
-    const cap = this.options.config.delivery.webhookConcurrency;
     const excess: string[] = [];
     for (const delivery of claimed) {
-      const busy = this.perWebhook.get(delivery.webhook_id) ?? 0;
-      if (busy >= cap) {
+      if (this.busyWebhooks.full(delivery.webhook_id) || this.busyTenants.full(delivery.tenant_id)) {
         excess.push(delivery.id);
         continue;
       }
-      this.perWebhook.set(delivery.webhook_id, busy + 1);
+      this.busyWebhooks.take(delivery.webhook_id);
+      this.busyTenants.take(delivery.tenant_id);
       const done = this.deliver(delivery)
         .catch((error) => this.options.log.error({ err: error, delivery: delivery.id }, 'delivery failed'))
         .finally(() => {
@@ -263,11 +270,10 @@ export class DeliveryWorker {
     }, GATHER_MS);
   }
 
-  /** Gives back a webhook's slot. */
-  private freeWebhookSlot(webhookId: number): void {
-    const left = (this.perWebhook.get(webhookId) ?? 1) - 1;
-    if (left > 0) this.perWebhook.set(webhookId, left);
-    else this.perWebhook.delete(webhookId);
+  /** Gives back the slots a delivery held of its webhook and its tenant. */
+  private freeSlots(delivery: ClaimedDelivery): void {
+    this.busyWebhooks.give(delivery.webhook_id);
+    this.busyTenants.give(delivery.tenant_id);
     this.slotFreed();
   }
 
@@ -290,9 +296,9 @@ export class DeliveryWorker {
         this.shutdown.signal,
       );
     } finally {
-      // The webhook's slot is free once its endpoint has answered (or failed to); the worker's slot
-      // and the lease are held until the outcome is written.
-      this.freeWebhookSlot(delivery.webhook_id);
+      // The webhook's and the tenant's slots are free once the endpoint has answered (or failed
+      // to); the worker's slot and the lease are held until the outcome is written.
+      this.freeSlots(delivery);
     }
     // Aborted by shutdown: not the receiver's fault; the lease is released and it is sent again.
     if (this.shutdown.signal.aborted && result.statusCode === null) return;

@@ -30,27 +30,22 @@ export interface ClaimOptions {
   limit: number;
   /** At most this many deliveries of one webhook in flight in this worker. */
   perWebhook: number;
-  /** How many deliveries of each webhook this worker has in flight already. */
-  busy: Map<number, number>;
+  /** At most this many deliveries of one tenant in flight in this worker. */
+  perTenant: number;
+  /** How many deliveries of each webhook, and of each tenant, this worker has in flight already. */
+  busyWebhooks: Map<number, number>;
+  busyTenants: Map<number, number>;
   /** Added to the webhook's timeout to make the lease. */
   leaseMarginMs: number;
 }
 
 /**
- * Pending, due, not leased by a live worker, and the webhook is active (paused ones wait), or
- * queued by hand (a retry, a recovery, a test) for a webhook that still exists.
- */
-function claimable(now: number, skipWebhooks: number[]): RawBuilder<unknown> {
-  const skip = skipWebhooks.length > 0 ? sql`and d.webhook_id not in (${sql.join(skipWebhooks)})` : sql``;
-  return sql`${due(now)} and (d.locked_until is null or d.locked_until <= ${now}) ${skip}`;
-}
-
-/**
- * Pending and due, and its webhook takes it: active, or still there for one queued by hand. The
- * webhook is asked in a subquery rather than joined: joined, PostgreSQL estimates from the webhooks
- * table's statistics (none on a new install with autovacuum off) that few deliveries pass, and
- * then reads and sorts every pending delivery on each claim instead of walking the queue's index
- * to the first few due: 80 ms a claim at 50,000 pending, against 3 ms.
+ * Pending, due, not leased by a live worker, and its webhook takes it: active, or still there for
+ * one queued by hand (a retry, a recovery, a test); paused ones wait. The webhook is asked in a
+ * subquery rather than joined: joined, PostgreSQL estimates from the webhooks table's statistics
+ * (none on a new install with autovacuum off) that few deliveries pass, and then reads and sorts
+ * every pending delivery of the tenant on each claim instead of walking the queue's index to the
+ * first few due.
  */
 function due(now: number): RawBuilder<unknown> {
   return sql`d.status = 'pending' and d.next_attempt_at <= ${now}
@@ -58,40 +53,84 @@ function due(now: number): RawBuilder<unknown> {
       from webhooks w where w.id = d.webhook_id)`;
 }
 
+/** `and column not in (...)` for the ids at their cap, or nothing when none is. */
+function skipFull(column: string, busy: Map<number, number>, cap: number): RawBuilder<unknown> {
+  const full = [...busy].filter(([, n]) => n >= cap).map(([id]) => id);
+  return full.length > 0 ? sql`and ${sql.ref(column)} not in (${sql.join(full)})` : sql``;
+}
+
 /**
- * The ids a claim leases: due ones, oldest first, but at most `perWebhook` per webhook (less what
- * this worker has in flight) so that one busy endpoint cannot fill a claim. PostgreSQL skips rows
- * that other workers are locking.
+ * `where rank <= slots left`: the cap, less what this worker has in flight of the webhook or tenant
+ * that `column` names (a VALUES list of the partly busy ones, joined).
+ */
+function withinCap(
+  rank: string,
+  column: string,
+  busy: Map<number, number>,
+  cap: number,
+): RawBuilder<unknown> {
+  const partly = [...busy].filter(([, n]) => n < cap);
+  if (partly.length === 0) return sql`where ${sql.ref(rank)} <= ${cap}`;
+  const rows = sql.join(partly.map(([id, n]) => sql`(cast(${id} as integer), cast(${n} as integer))`));
+  return sql`left join (values ${rows}) as busy on busy.column1 = ${sql.ref(column)}
+    where ${sql.ref(rank)} <= ${cap} - coalesce(busy.column2, 0)`;
+}
+
+/**
+ * The ids a claim leases. Tenants with due work are served in turn: each one's oldest due
+ * delivery first, then each one's second, and so on, so that a tenant with a deep backlog (or
+ * many endpoints that hang) cannot push another tenant's fresh delivery behind its own. Within
+ * that, at most `perWebhook` per webhook and `perTenant` per tenant in flight in this worker.
+ *
+ * The tenants with pending deliveries are found by walking the queue's tenant index one tenant at
+ * a time (a loose index scan: one probe per tenant, however deep its queue); of each, the oldest
+ * `limit` due are read from the same index, skipping webhooks and tenants at their cap.
+ * PostgreSQL reads them in a lateral subquery and skips rows that other workers are locking;
+ * SQLite, which has no lateral, in a correlated list subquery (planned as one index search per
+ * tenant).
  */
 export function claimCandidates(
   dialect: Dialect,
-  options: Pick<ClaimOptions, 'now' | 'limit' | 'perWebhook' | 'busy'>,
+  options: Pick<ClaimOptions, 'now' | 'limit' | 'perWebhook' | 'perTenant' | 'busyWebhooks' | 'busyTenants'>,
 ): RawBuilder<{ id: string }> {
-  const { now, limit, perWebhook, busy } = options;
-  const skipWebhooks = [...busy].filter(([, n]) => n >= perWebhook).map(([id]) => id);
-  const partlyBusy = [...busy].filter(([, n]) => n < perWebhook);
-  // Each webhook gets no more than its free slots in this worker.
-  const slots = partlyBusy.length
-    ? sql`left join (values ${sql.join(
-        partlyBusy.map(([id, n]) => sql`(cast(${id} as integer), cast(${n} as integer))`),
-      )}) as b on b.column1 = ranked.webhook_id
-      where rn <= ${perWebhook} - coalesce(b.column2, 0)`
-    : sql`where rn <= ${perWebhook}`;
+  const { now, limit, perWebhook, perTenant, busyWebhooks, busyTenants } = options;
+  const oldestDue = (columns: RawBuilder<unknown>) => sql`select ${columns}
+    from deliveries d
+    where d.tenant_id = t.tenant_id and ${due(now)}
+      and (d.locked_until is null or d.locked_until <= ${now})
+      ${skipFull('d.webhook_id', busyWebhooks, perWebhook)}
+    order by d.next_attempt_at
+    limit ${limit}`;
+  const candidates =
+    dialect === 'postgres'
+      ? sql`tenants_pending t cross join lateral (
+          ${oldestDue(sql`d.id, d.tenant_id, d.webhook_id, d.next_attempt_at`)} for update of d skip locked
+        ) as c`
+      : sql`tenants_pending t join deliveries c on c.id in (${oldestDue(sql`d.id`)})`;
   return sql`
-    select ranked.id from (
-      select c.id, c.webhook_id, c.next_attempt_at,
-        row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as rn
+    with recursive tenants_pending(tenant_id) as (
+      select tenant_id from (
+        select d.tenant_id from deliveries d where d.status = 'pending' order by d.tenant_id limit 1
+      ) as first
+      union all
+      select (select d.tenant_id from deliveries d
+        where d.status = 'pending' and d.tenant_id > t.tenant_id order by d.tenant_id limit 1)
+      from tenants_pending t
+      where t.tenant_id is not null
+    )
+    select in_turn.id from (
+      select ranked.id, ranked.tenant_id, ranked.next_attempt_at,
+        row_number() over (partition by ranked.tenant_id order by ranked.next_attempt_at, ranked.id) as turn
       from (
-        select d.id, d.webhook_id, d.next_attempt_at
-        from deliveries d
-        where ${claimable(now, skipWebhooks)}
-        order by d.next_attempt_at
-        limit ${Math.max(limit * 2, 100)}
-        ${dialect === 'postgres' ? sql`for update of d skip locked` : sql``}
-      ) c
-    ) ranked
-    ${slots}
-    order by ranked.next_attempt_at, ranked.id
+        select c.id, c.tenant_id, c.webhook_id, c.next_attempt_at,
+          row_number() over (partition by c.webhook_id order by c.next_attempt_at, c.id) as in_webhook
+        from ${candidates}
+        where t.tenant_id is not null ${skipFull('t.tenant_id', busyTenants, perTenant)}
+      ) as ranked
+      ${withinCap('ranked.in_webhook', 'ranked.webhook_id', busyWebhooks, perWebhook)}
+    ) as in_turn
+    ${withinCap('in_turn.turn', 'in_turn.tenant_id', busyTenants, perTenant)}
+    order by in_turn.turn, in_turn.next_attempt_at, in_turn.id
     limit ${limit}`;
 }
 

@@ -73,7 +73,9 @@ const claim = (store: Store, workerId: string, now: number, perWebhook = 100) =>
     now,
     limit: 100,
     perWebhook,
-    busy: new Map(),
+    perTenant: 100,
+    busyWebhooks: new Map(),
+    busyTenants: new Map(),
     leaseMarginMs: LEASE_MARGIN_MS,
   });
 

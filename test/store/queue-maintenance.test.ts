@@ -55,11 +55,13 @@ describe.skipIf(!postgres || postgres.skip)('queue maintenance on postgres', () 
       now,
       limit: 100,
       perWebhook: 25,
-      busy: new Map([[webhook.id, 13]]),
+      perTenant: 100,
+      busyWebhooks: new Map([[webhook.id, 13]]),
+      busyTenants: new Map([[tenant.id, 13]]),
     });
     const { rows: explained } = await sql<{ 'QUERY PLAN': string }>`explain ${candidates}`.execute(store.db);
     const plan = explained.map((r) => r['QUERY PLAN']).join('\n');
-    expect(plan).toMatch(/Index Scan using deliveries_due on deliveries d/);
+    expect(plan).toMatch(/Index Scan using deliveries_tenant_due on deliveries d/);
     expect(plan).not.toMatch(/Seq Scan on deliveries/);
   });
 

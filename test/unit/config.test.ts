@@ -34,6 +34,17 @@ describe('configuration', () => {
     expect(again.secretsKey.equals(config.secretsKey)).toBe(true);
   });
 
+  it('keeps a tenant within the worker: TENANT_CONCURRENCY is 100, or DELIVERY_CONCURRENCY when smaller', () => {
+    expect(loadConfig({ DATA_DIR: dir() }).delivery).toMatchObject({
+      concurrency: 500,
+      tenantConcurrency: 100,
+    });
+    expect(loadConfig({ DATA_DIR: dir(), DELIVERY_CONCURRENCY: '10' }).delivery.tenantConcurrency).toBe(10);
+    expect(() =>
+      loadConfig({ DATA_DIR: dir(), DELIVERY_CONCURRENCY: '10', TENANT_CONCURRENCY: '11' }),
+    ).toThrow('TENANT_CONCURRENCY must be at most DELIVERY_CONCURRENCY (10), got "11"');
+  });
+
   it('takes every variable', () => {
     const config = loadConfig({
       DATA_DIR: dir(),
@@ -49,6 +60,7 @@ describe('configuration', () => {
       ALLOWED_TARGET_CIDRS: '127.0.0.0/8, ::1/128',
       RETENTION_DAYS: '7',
       ORIGIN_CONNECTIONS: '8',
+      TENANT_CONCURRENCY: '20',
       DATABASE_CONNECT_TIMEOUT: '2s',
       DATABASE_STATEMENT_TIMEOUT: '1m',
       DATABASE_IDLE_IN_TRANSACTION_TIMEOUT: '500ms',
@@ -63,7 +75,7 @@ describe('configuration', () => {
       allowHttpTargets: true,
       allowedTargetCidrs: ['127.0.0.0/8', '::1/128'],
       retentionDays: 7,
-      delivery: { originConnections: 8 },
+      delivery: { originConnections: 8, tenantConcurrency: 20 },
       database: { connectTimeoutMs: 2000, statementTimeoutMs: 60_000, idleInTransactionTimeoutMs: 500 },
     });
     expect(config.secretsKey.toString('hex')).toBe('ab'.repeat(32));
@@ -86,6 +98,8 @@ describe('configuration', () => {
     ['RETENTION_DAYS', 'forever'],
     ['RETENTION_DAYS', '3651'],
     ['ORIGIN_CONNECTIONS', '0'],
+    ['TENANT_CONCURRENCY', '0'],
+    ['TENANT_CONCURRENCY', '501'],
     ['DATABASE_STATEMENT_TIMEOUT', '15'],
     ['DATABASE_STATEMENT_TIMEOUT', '10ms'],
     ['DATABASE_CONNECT_TIMEOUT', '2h'],
