@@ -44,6 +44,13 @@ function maxWebhooks(value: string): number | 'default' {
   return Number(value);
 }
 
+/**
+ * `--notification-email`: an address (the API checks it), or `none` for no mail. Mapped in the
+ * action, not by an option parser: Commander turns a parser's null into an empty string.
+ */
+const notificationEmail = (value: string | undefined): string | null | undefined =>
+  value === 'none' ? null : value;
+
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 /**
@@ -128,8 +135,18 @@ tenant
   .requiredOption('--name <name>', 'display name')
   .requiredOption('--plan <plan>', `one of ${PLANS.join(', ')}`, plan)
   .option('--features <list>', 'comma-separated feature flags, e.g. webhooks', list, [])
-  .action((slug: string, o: { name: string; plan: string; features: string[] }) =>
-    operator('POST', '/internal/v1/tenants', { slug, name: o.name, plan: o.plan, features: o.features }),
+  .option('--notification-email <address>', 'where mails about its webhooks go')
+  .action(
+    (slug: string, o: { name: string; plan: string; features: string[]; notificationEmail?: string }) => {
+      const email = notificationEmail(o.notificationEmail);
+      return operator('POST', '/internal/v1/tenants', {
+        slug,
+        name: o.name,
+        plan: o.plan,
+        features: o.features,
+        ...(email !== undefined && { notification_email: email }),
+      });
+    },
   );
 tenant
   .command('show <slug>')
@@ -144,15 +161,24 @@ tenant
     'webhooks the tenant may have, or "default" for MAX_WEBHOOKS_PER_TENANT',
     maxWebhooks,
   )
+  .option('--notification-email <address>', 'where mails about its webhooks go, or "none" for no mail')
   .action(
     (
       slug: string,
-      o: { name?: string; plan?: string; features?: string[]; maxWebhooks?: number | 'default' },
+      o: {
+        name?: string;
+        plan?: string;
+        features?: string[];
+        maxWebhooks?: number | 'default';
+        notificationEmail?: string;
+      },
     ) => {
-      const { maxWebhooks: max, ...rest } = o;
+      const { maxWebhooks: max, notificationEmail: given, ...rest } = o;
+      const email = notificationEmail(given);
       return operator('PATCH', `/internal/v1/tenants/${encodeURIComponent(slug)}`, {
         ...rest,
         ...(max !== undefined && { max_webhooks: max === 'default' ? null : max }),
+        ...(email !== undefined && { notification_email: email }),
       });
     },
   );

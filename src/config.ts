@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { invalidCidr } from './domain/address-policy.js';
+import { type Mailbox, parseMailbox } from './domain/mail-address.js';
 import { PLANS, type Plan } from './domain/plans.js';
 import { DEFAULT_RETRY_SCHEDULE, parseDuration, parseSchedule } from './domain/retry-schedule.js';
 
@@ -30,6 +31,18 @@ export interface Config {
   /** Deliveries that are over, and their attempts, are kept this many days. */
   retentionDays: number;
   portal: PortalConfig;
+  mail: MailConfig;
+}
+
+/** Notification mail to tenants (their `notification_email`). */
+export interface MailConfig {
+  /**
+   * `smtp://user:pass@host:587` or `smtps://...`; undefined: no mail is sent. Never log it: it
+   * holds the mail server's password.
+   */
+  smtpUrl: string | undefined;
+  /** The sender of every mail. */
+  from: Mailbox;
 }
 
 export interface PortalConfig {
@@ -213,6 +226,32 @@ function portal(env: Env): PortalConfig {
   };
 }
 
+function mail(env: Env, baseDomain: string): MailConfig {
+  const smtpUrl = env.SMTP_URL || undefined;
+  if (smtpUrl !== undefined) {
+    // The value is not echoed: it holds the mail server's password.
+    const url = URL.canParse(smtpUrl) ? new URL(smtpUrl) : undefined;
+    if (
+      !url ||
+      !/^smtps?:$/.test(url.protocol) ||
+      !url.hostname ||
+      (url.pathname !== '' && url.pathname !== '/')
+    ) {
+      throw new ConfigError(
+        'SMTP_URL must be an smtp:// or smtps:// URL such as smtp://user:pass@mail.example.com:587',
+      );
+    }
+  }
+  const rawFrom = env.MAIL_FROM || `PlanDocket Webhooks <webhooks@${baseDomain}>`;
+  const from = parseMailbox(rawFrom);
+  if (!from) {
+    throw new ConfigError(
+      `MAIL_FROM must be an address such as webhooks@example.com or Name <webhooks@example.com>, got "${rawFrom}"`,
+    );
+  }
+  return { smtpUrl, from };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 function logLevel(env: Env): string {
@@ -275,6 +314,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     maxWebhooksPerTenant: count(env, 'MAX_WEBHOOKS_PER_TENANT', 50, 100_000),
     retentionDays: count(env, 'RETENTION_DAYS', 30, 3650),
     portal: portal(env),
+    mail: mail(env, baseDomain),
   };
   const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;
 

@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from './store/db.js';
 import { queueHealth } from './store/deliveries.js';
+import { pendingMailCount } from './store/mails.js';
 
 /** The Prometheus metrics of one process, served at `/metrics`. */
 export class Metrics {
@@ -32,6 +33,13 @@ export class Metrics {
     help: 'API requests by method, route and status.',
     labelNames: ['method', 'route', 'status_code'] as const,
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly mails = new Counter({
+    name: 'webhook_mails_total',
+    help: 'Notification mails to tenants by outcome of a try: sent, retrying (failed, will be tried again) or failed (given up).',
+    labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
 
@@ -68,6 +76,14 @@ export class Metrics {
       registers: [this.registry],
       async collect() {
         this.set((await read()).oldestDueAgeSeconds);
+      },
+    });
+    new Gauge({
+      name: 'webhook_mails_pending',
+      help: 'Notification mails waiting to be sent (a mail server away makes them pile up).',
+      registers: [this.registry],
+      async collect() {
+        this.set(await pendingMailCount(store));
       },
     });
   }

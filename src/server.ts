@@ -5,6 +5,7 @@ import { loggerOptions } from './api/logging.js';
 import type { Config } from './config.js';
 import type { DeliveryWorker, WorkerOptions } from './delivery/worker.js';
 import { Metrics } from './metrics.js';
+import type { Mailer, MailerOptions } from './notify/mailer.js';
 import { migrate, openStore, type Store } from './store/db.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
@@ -16,6 +17,8 @@ export interface Service {
   /** The API (roles `all` and `api`), or a worker's health and metrics (role `worker`). */
   app: FastifyInstance;
   worker: DeliveryWorker | undefined;
+  /** Sends the tenants' notification mails, beside the worker (roles `all` and `worker`). */
+  mailer: Mailer | undefined;
   store: Store;
   /** Stops the worker (finishing or releasing its deliveries), closes the API and the database. */
   close(): Promise<void>;
@@ -34,6 +37,8 @@ export interface ServiceOptions {
   logger?: pino.Logger;
   /** Tests: see WorkerOptions. */
   worker?: Pick<WorkerOptions, 'resolve' | 'ca'>;
+  /** Tests: see MailerOptions. */
+  mailer?: Pick<MailerOptions, 'retryScheduleMs' | 'pollMs'>;
   /** False: the worker is made but not started (`serve` starts it once the process listens). */
   startWorker?: boolean;
 }
@@ -68,13 +73,27 @@ export async function createService(config: Config, options: ServiceOptions = {}
             logger,
             ...(worker && { worker }),
           });
-    if (options.startWorker ?? true) worker?.start();
+    const mailer =
+      role === 'api'
+        ? undefined
+        : new (await import('./notify/mailer.js')).Mailer({
+            config,
+            store,
+            metrics,
+            log: logger.child({ component: 'mailer' }),
+            ...options.mailer,
+          });
+    if (options.startWorker ?? true) {
+      worker?.start();
+      mailer?.start();
+    }
     return {
       app,
       worker,
+      mailer,
       store,
       async close() {
-        await worker?.stop();
+        await Promise.all([worker?.stop(), mailer?.stop()]);
         await app.close();
         await store.close();
       },
@@ -101,6 +120,7 @@ export async function serve(config: Config, role: Role): Promise<void> {
   // Then the worker: its upkeep at start (pruning old deliveries: seconds of work on a large
   // SQLite database, in this thread) does not hold up the listen; its first claim follows it.
   service.worker?.start();
+  service.mailer?.start();
   const { port } = service.app.server.address() as AddressInfo;
   logger.info(
     { role, port, database: config.databaseUrl ? 'postgres' : config.sqlitePath, worker: service.worker?.id },

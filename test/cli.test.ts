@@ -140,7 +140,19 @@ describe('command line', () => {
     'manages a tenant and its API keys: create, show, update, key create, key revoke',
     async () => {
       const created = await cliJson(
-        ['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business', '--features', 'webhooks'],
+        [
+          'tenant',
+          'create',
+          'acme',
+          '--name',
+          'Acme',
+          '--plan',
+          'business',
+          '--features',
+          'webhooks',
+          '--notification-email',
+          'ops@acme.example',
+        ],
         env,
       );
       expect(created).toEqual({
@@ -150,6 +162,7 @@ describe('command line', () => {
         plan: 'business',
         features: ['webhooks'],
         max_webhooks: 50,
+        notification_email: 'ops@acme.example',
         created_at: expect.any(String),
         updated_at: expect.any(String),
       });
@@ -172,6 +185,16 @@ describe('command line', () => {
       expect(raised.max_webhooks).toBe(120);
       const reset = await cliJson(['tenant', 'update', 'acme', '--max-webhooks', 'default'], env);
       expect(reset.max_webhooks).toBe(50);
+      const unmailed = await cliJson(['tenant', 'update', 'acme', '--notification-email', 'none'], env);
+      expect(unmailed.notification_email).toBeNull();
+      const notAnAddress = await cli(
+        ['tenant', 'update', 'acme', '--notification-email', 'ops at acme'],
+        env,
+      );
+      expect(notAnAddress.code).toBe(1);
+      expect(notAnAddress.stderr).toContain(
+        'notification_email: The notification_email must be an e-mail address',
+      );
 
       const key = await cliJson(['key', 'create', 'acme', '--name', 'ci', '--scopes', 'webhooks'], env);
       expect(key).toEqual({

@@ -69,6 +69,7 @@ export function presentTenant(tenant: Tenant, defaultMaxWebhooks: number, keys?:
     plan: tenant.plan,
     features: tenant.features,
     max_webhooks: tenant.max_webhooks ?? defaultMaxWebhooks,
+    notification_email: tenant.notification_email,
     created_at: iso(tenant.created_at),
     updated_at: iso(tenant.updated_at),
     ...(keys && { api_keys: keys.map(presentApiKey) }),

@@ -285,6 +285,11 @@ export const Slug = Type.String({ pattern: SLUG_PATTERN, maxLength: 63 });
 const Plan = Type.Enum([...PLANS]);
 const Features = Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' }), { maxItems: 100 });
 const Scopes = Type.Array(Type.Enum([...SCOPES]), { minItems: 1, uniqueItems: true });
+/** Its form (an address) is checked by the route, which says what is wrong in one message. */
+const NotificationEmail = Type.Union([Type.String(), Type.Null()], {
+  description:
+    'Where mails about its webhooks go (one failing, disabled or recovered), e.g. ops@example.com; null: no mail.',
+});
 
 export const CreateTenantBody = Type.Object(
   {
@@ -292,6 +297,7 @@ export const CreateTenantBody = Type.Object(
     name: Text({ minLength: 1, maxLength: 255 }),
     plan: Plan,
     features: Type.Optional(Features),
+    notification_email: Type.Optional(NotificationEmail),
   },
   { additionalProperties: false },
 );
@@ -306,6 +312,7 @@ export const UpdateTenantBody = Type.Object(
         description: 'Webhooks the tenant may have; null: MAX_WEBHOOKS_PER_TENANT.',
       }),
     ),
+    notification_email: Type.Optional(NotificationEmail),
   },
   { additionalProperties: false },
 );
@@ -327,6 +334,9 @@ export const Tenant = Type.Object({
   plan: Type.String(),
   features: Type.Array(Type.String()),
   max_webhooks: Type.Integer({ description: 'Webhooks the tenant may have.' }),
+  notification_email: Type.Union([Type.String(), Type.Null()], {
+    description: 'Where mails about its webhooks go; null: no mail.',
+  }),
   created_at: Timestamp,
   updated_at: Timestamp,
   api_keys: Type.Optional(Type.Array(ApiKeySummary)),

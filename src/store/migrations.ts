@@ -296,5 +296,39 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropIndex('deliveries_due').execute();
       },
     },
+    '0010_tenant_notification_email': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('tenants').addColumn('notification_email', 'text').execute();
+
+        // The outbox of notification mails: written in the transaction that decides a mail is due,
+        // sent by the mailers of the worker processes, kept a while after as a record.
+        await db.schema
+          .createTable('mails')
+          .addColumn('id', 'integer', id)
+          .addColumn('tenant_id', 'integer', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+          .addColumn('recipient', 'text', (c) => c.notNull())
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('body', 'text', (c) => c.notNull())
+          // One mail per occasion (`webhook:7:failing:<since>`), however often it is asked for.
+          .addColumn('dedupe_key', 'text', (c) => c.unique())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint')
+          .addColumn('locked_until', 'bigint')
+          .addColumn('locked_by', 'text')
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('sent_at', 'bigint')
+          .execute();
+        await db.schema
+          .createIndex('mails_due')
+          .on('mails')
+          .columns(['next_attempt_at'])
+          .where(sql.ref('status'), '=', 'pending')
+          .execute();
+        await db.schema.createIndex('mails_tenant').on('mails').columns(['tenant_id']).execute();
+      },
+    },
   };
 }

@@ -14,6 +14,8 @@ export interface TenantTable {
   features: string;
   /** The operator's limit on this tenant's webhooks; null: MAX_WEBHOOKS_PER_TENANT. */
   max_webhooks: number | null;
+  /** Where the tenant's notification mails go (set by the operator); null: none are sent. */
+  notification_email: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -139,6 +141,34 @@ export interface PortalLinkTable {
   session_key_id: number | null;
 }
 
+/** The states of a notification mail: waiting to be sent (again), sent, or given up. */
+export type MailStatus = 'pending' | 'sent' | 'failed';
+
+/** A notification mail to a tenant: the outbox, the retry schedule and the record in one row. */
+export interface MailTable {
+  id: Generated<number>;
+  tenant_id: number;
+  /** The tenant's notification_email when the mail was queued. */
+  recipient: string;
+  subject: string;
+  /** Plain text. */
+  body: string;
+  /** One mail per key: asking again for the same occasion queues nothing. */
+  dedupe_key: string | null;
+  status: MailStatus;
+  /** Tries made to hand it to the mail server. */
+  attempts: number;
+  /** When a pending mail is due; null once it is sent or given up. */
+  next_attempt_at: number | null;
+  /** The lease of the mailer sending it; an expired lease lets another mailer take over. */
+  locked_until: number | null;
+  locked_by: string | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  sent_at: number | null;
+}
+
 export interface Database {
   tenants: TenantTable;
   api_keys: ApiKeyTable;
@@ -149,4 +179,5 @@ export interface Database {
   deliveries: DeliveryTable;
   attempts: AttemptTable;
   portal_links: PortalLinkTable;
+  mails: MailTable;
 }

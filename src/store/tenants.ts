@@ -10,6 +10,8 @@ export interface Tenant {
   features: string[];
   /** The operator's limit on this tenant's webhooks; null: the service's default. */
   max_webhooks: number | null;
+  /** Where notification mails go (see src/store/mails.ts); null: none are sent. */
+  notification_email: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -45,7 +47,7 @@ export async function findTenantBySlug(store: Store, slug: string): Promise<Tena
 /** Creates a tenant; undefined when the slug is taken. */
 export async function createTenant(
   store: Store,
-  input: { slug: string; name: string; plan: Plan; features: string[] },
+  input: { slug: string; name: string; plan: Plan; features: string[]; notification_email?: string | null },
 ): Promise<Tenant | undefined> {
   const now = Date.now();
   const row = await store.db
@@ -60,7 +62,13 @@ export async function createTenant(
 export async function updateTenant(
   store: Store,
   slug: string,
-  changes: { name?: string; plan?: Plan; features?: string[]; max_webhooks?: number | null },
+  changes: {
+    name?: string;
+    plan?: Plan;
+    features?: string[];
+    max_webhooks?: number | null;
+    notification_email?: string | null;
+  },
 ): Promise<Tenant | undefined> {
   const row = await store.db
     .updateTable('tenants')
@@ -69,6 +77,7 @@ export async function updateTenant(
       ...(changes.plan !== undefined && { plan: changes.plan }),
       ...(changes.features !== undefined && { features: JSON.stringify(changes.features) }),
       ...(changes.max_webhooks !== undefined && { max_webhooks: changes.max_webhooks }),
+      ...(changes.notification_email !== undefined && { notification_email: changes.notification_email }),
       updated_at: Date.now(),
     })
     .where('slug', '=', slug)
@@ -132,6 +141,7 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
       't.plan',
       't.features',
       't.max_webhooks',
+      't.notification_email',
       't.created_at',
       't.updated_at',
     ])

@@ -45,6 +45,7 @@ describeContract('operator API: tenants and keys', (h) => {
       'plan',
       'features',
       'max_webhooks',
+      'notification_email',
       'created_at',
       'updated_at',
     ]);
@@ -54,6 +55,7 @@ describeContract('operator API: tenants and keys', (h) => {
       plan: 'business',
       features: ['webhooks', 'reports'],
       max_webhooks: 50,
+      notification_email: null,
     });
     const shown = (await h().operator('GET', '/internal/v1/tenants/acme-fairs')).json().data;
     expect(shown).toEqual({ ...tenant, api_keys: [] });
@@ -95,6 +97,71 @@ describeContract('operator API: tenants and keys', (h) => {
     expect(Object.keys(missing.json().errors).sort()).toEqual(['name', 'plan', 'slug']);
     const patch = await h().operator('PATCH', '/internal/v1/tenants/taken', { slug: 'renamed' });
     expect(patch.statusCode).toBe(422);
+  });
+
+  it('takes a notification_email on create and update, shows it, and clears it with null', async () => {
+    const created = await h().operator('POST', '/internal/v1/tenants', {
+      slug: 'mailed',
+      name: 'Mailed',
+      plan: 'business',
+      notification_email: 'ops@mailed.example',
+    });
+    expect(created.statusCode).toBe(201);
+    expect(created.json().data.notification_email).toBe('ops@mailed.example');
+    const shown = async () => (await h().operator('GET', '/internal/v1/tenants/mailed')).json().data;
+    expect((await shown()).notification_email).toBe('ops@mailed.example');
+
+    const changed = await h().operator('PATCH', '/internal/v1/tenants/mailed', {
+      notification_email: 'webhooks+alerts@mailed.example',
+    });
+    expect(changed.statusCode).toBe(200);
+    expect(changed.json().data.notification_email).toBe('webhooks+alerts@mailed.example');
+    // A change of something else leaves it as it is.
+    await h().operator('PATCH', '/internal/v1/tenants/mailed', { name: 'Mailed Fairs' });
+    expect((await shown()).notification_email).toBe('webhooks+alerts@mailed.example');
+
+    const cleared = await h().operator('PATCH', '/internal/v1/tenants/mailed', { notification_email: null });
+    expect(cleared.json().data.notification_email).toBeNull();
+    expect((await shown()).notification_email).toBeNull();
+  });
+
+  it('refuses a notification_email that is not an address with a 422 on the field', async () => {
+    await h().operator('POST', '/internal/v1/tenants', { slug: 'unmailed', name: 'U', plan: 'business' });
+    const message = 'The notification_email must be an e-mail address such as ops@example.com.';
+    for (const bad of [
+      '',
+      'ops',
+      'ops@',
+      '@example.com',
+      'ops at example.com',
+      'Ops <ops@example.com>',
+      'a@example.com, b@example.com',
+      'ops@example.com\r\nBcc: all@example.com',
+      `${'a'.repeat(250)}@example.com`,
+    ]) {
+      const patched = await h().operator('PATCH', '/internal/v1/tenants/unmailed', {
+        notification_email: bad,
+      });
+      expect(patched.statusCode, bad).toBe(422);
+      expect(patched.json().errors, bad).toEqual({ notification_email: [message] });
+    }
+    const created = await h().operator('POST', '/internal/v1/tenants', {
+      slug: 'never-made',
+      name: 'N',
+      plan: 'business',
+      notification_email: 'nobody',
+    });
+    expect(created.statusCode).toBe(422);
+    expect(created.json().errors).toEqual({ notification_email: [message] });
+    expect((await h().operator('GET', '/internal/v1/tenants/never-made')).statusCode).toBe(404);
+    const wrongType = await h().operator('PATCH', '/internal/v1/tenants/unmailed', {
+      notification_email: 42,
+    });
+    expect(wrongType.statusCode).toBe(422);
+    expect(Object.keys(wrongType.json().errors)).toEqual(['notification_email']);
+    expect(
+      (await h().operator('GET', '/internal/v1/tenants/unmailed')).json().data.notification_email,
+    ).toBeNull();
   });
 
   it('answers 404 for an unknown tenant', async () => {

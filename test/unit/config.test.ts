@@ -104,6 +104,14 @@ describe('configuration', () => {
     ['DATABASE_STATEMENT_TIMEOUT', '10ms'],
     ['DATABASE_CONNECT_TIMEOUT', '2h'],
     ['DATABASE_IDLE_IN_TRANSACTION_TIMEOUT', 'never'],
+    ['SMTP_URL', 'mail.example.com:587'],
+    ['SMTP_URL', 'http://mail.example.com'],
+    ['SMTP_URL', 'smtp://'],
+    ['SMTP_URL', 'smtp://mail.example.com/inbox'],
+    ['MAIL_FROM', 'webhooks'],
+    ['MAIL_FROM', 'Webhooks <webhooks@>'],
+    ['MAIL_FROM', 'a@example.com, b@example.com'],
+    ['MAIL_FROM', 'Webhooks, Inc. <webhooks@example.com>'],
   ])('stops on a bad %s (%s) with one line naming it', (name, value) => {
     const load = () => loadConfig({ DATA_DIR: dir(), [name]: value });
     expect(load).toThrow(ConfigError);
@@ -113,5 +121,26 @@ describe('configuration', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('\n');
     }
+  });
+
+  it('sends no mail by default, from the base domain; SMTP_URL and MAIL_FROM change that', () => {
+    expect(loadConfig({ DATA_DIR: dir(), BASE_DOMAIN: 'example.org' }).mail).toEqual({
+      smtpUrl: undefined,
+      from: { name: 'PlanDocket Webhooks', address: 'webhooks@example.org' },
+    });
+    const smtpUrl = 'smtps://user:p%40ss@mail.example.com:465';
+    expect(
+      loadConfig({ DATA_DIR: dir(), SMTP_URL: smtpUrl, MAIL_FROM: 'Fair Ops <ops@fair.example>' }).mail,
+    ).toEqual({ smtpUrl, from: { name: 'Fair Ops', address: 'ops@fair.example' } });
+    expect(loadConfig({ DATA_DIR: dir(), MAIL_FROM: 'ops@fair.example' }).mail.from).toEqual({
+      name: '',
+      address: 'ops@fair.example',
+    });
+  });
+
+  it('never shows the password of a bad SMTP_URL', () => {
+    expect(() => loadConfig({ DATA_DIR: dir(), SMTP_URL: 'smtp://user:hunter2@mail.example.com/x' })).toThrow(
+      /^SMTP_URL must be an smtp:\/\/ or smtps:\/\/ URL such as smtp:\/\/user:pass@mail\.example\.com:587$/,
+    );
   });
 });

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
+import { isMailAddress } from '../../domain/mail-address.js';
 import { apiKeyPrefix, generateApiKey, hashApiKey } from '../../domain/secrets.js';
 import { isSlug } from '../../domain/slug.js';
 import type { Store } from '../../store/db.js';
@@ -31,6 +32,15 @@ import {
 const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody };
 const dedupe = (list: string[]) => [...new Set(list)];
 
+/** A 422 on notification_email when it is given and is not an address (null clears it). */
+function checkNotificationEmail(value: string | null | undefined): void {
+  if (typeof value === 'string' && !isMailAddress(value)) {
+    throw validationFailed({
+      notification_email: ['The notification_email must be an e-mail address such as ops@example.com.'],
+    });
+  }
+}
+
 /** The tenant named in an operator URL; a 404 when there is none. */
 export async function tenantOr404(store: Store, slug: string): Promise<TenantRecord> {
   const tenant = isSlug(slug) ? await findTenantBySlug(store, slug) : undefined;
@@ -49,6 +59,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       { schema: { ...schema, body: CreateTenantBody, response: { 201: envelope(Tenant), ...errors } } },
       async (request, reply) => {
         const { features = [], ...rest } = request.body;
+        checkNotificationEmail(rest.notification_email);
         const tenant = await createTenant(store, { ...rest, features: dedupe(features) });
         if (!tenant) throw validationFailed({ slug: ['The slug has already been taken.'] });
         reply.code(201).header('Location', `/internal/v1/tenants/${tenant.slug}`);
@@ -81,6 +92,7 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       async (request) => {
         const { features, ...rest } = request.body;
         if (!isSlug(request.params.slug)) throw notFound();
+        checkNotificationEmail(rest.notification_email);
         const tenant = await updateTenant(store, request.params.slug, {
           ...rest,
           ...(features && { features: dedupe(features) }),
