@@ -27,6 +27,8 @@ export class BenchReceiver {
   readonly hang = new Set<string>();
   count = 0;
   private server: Server | undefined;
+  /** Every connection, those still in their TLS handshake too (which closeAllConnections misses). */
+  private readonly sockets = new Set<net.Socket>();
   port = 0;
 
   async start(tls: { cert: string; key: string }, port = 0): Promise<this> {
@@ -40,6 +42,10 @@ export class BenchReceiver {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
       });
     });
+    this.server.on('connection', (socket: net.Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
     await new Promise<void>((resolve) => this.server?.listen(port, '127.0.0.1', resolve));
     this.port = (this.server.address() as net.AddressInfo).port;
     return this;
@@ -50,8 +56,14 @@ export class BenchReceiver {
     this.count = 0;
   }
 
+  /**
+   * Closes every connection at once: a request on a `hang` path that arrived after
+   * closeAllConnections (its handshake under way) would otherwise hold the close until the
+   * sender's timeout.
+   */
   async stop(): Promise<void> {
     this.server?.closeAllConnections();
+    for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server = undefined;
   }

@@ -51,6 +51,10 @@ const SIZE = {
   latencySeconds: QUICK ? 5 : 20,
   fanout: 1000,
   isolationSeconds: QUICK ? 5 : 10,
+  /** Noisy neighbour: B's seconds at its rate, A's hanging deliveries, and how long B's may take. */
+  noisySeconds: QUICK ? 5 : 20,
+  noisyDeliveries: 3000,
+  noisyWaitSeconds: QUICK ? 60 : 120,
   backlog: QUICK ? 20_000 : 200_000,
   apiSeconds: QUICK ? 3 : 10,
   /** Deliveries in the database of the start scenario, and how many times it starts. */
@@ -321,6 +325,112 @@ async function isolation(db: (typeof DATABASES)[number]): Promise<Row> {
   };
 }
 
+// ---- 5b. Noisy neighbour: tenant B's latency while tenant A's deliveries hang ----
+/**
+ * Tenant A has 30 webhooks that never answer (timeout 30 s) with 3,000 deliveries due, on a
+ * receiver of their own (another origin, as another customer's endpoints would be); tenant B then
+ * publishes 50 events a second to one healthy webhook. Measured: B's publish call to arrival, in
+ * a run with A and one without. B's first seconds at the rate (before A's deliveries are queued)
+ * warm the processes up in both runs and are not measured. Events of B that have not arrived
+ * within the bound count with the time waited for them (a lower bound).
+ */
+const NOISY_WEBHOOKS = 30;
+const NOISY_RATE = 50;
+
+async function noisyRun(
+  db: (typeof DATABASES)[number],
+  withA: boolean,
+): Promise<{ latencies: number[]; arrived: number }> {
+  return withDeployment(await up(db), async (d) => {
+    const noisy = await new BenchReceiver().start(tls);
+    try {
+      receiver.reset();
+      const b = await tenantWithWebhooks(d.apiPort, receiver.port, 1);
+      /** B's events at its rate for `seconds`: id -> when its publish call was made. */
+      const publish = async (seconds: number) => {
+        const total = NOISY_RATE * seconds;
+        const sentAt = new Map<string, number>();
+        const start = performance.now();
+        const calls: Promise<void>[] = [];
+        for (let i = 0; i < total; i++) {
+          const wait = start + (i * 1000) / NOISY_RATE - performance.now();
+          if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+          const at = performance.now();
+          calls.push(
+            call(d.apiPort, 'POST', '/internal/v1/events', {
+              tenant: b.slug,
+              type: 'invoice.paid',
+              data: { n: i },
+            }).then((res) => {
+              sentAt.set(res.data.id, at);
+            }),
+          );
+        }
+        await Promise.all(calls);
+        return sentAt;
+      };
+      const warm = await publish(WARMUP_SECONDS);
+      await until(() => receiver.arrivals.size >= warm.size, 30_000, "B's warm-up deliveries");
+      if (withA) {
+        const a = await tenantWithWebhooks(d.apiPort, noisy.port, NOISY_WEBHOOKS, { timeout_seconds: 30 });
+        for (let i = 0; i < NOISY_WEBHOOKS; i++) noisy.hang.add(`/w/${i}`);
+        await publishMany(d.apiPort, a.slug, SIZE.noisyDeliveries / NOISY_WEBHOOKS);
+        // A's deliveries are due and being sent before B starts.
+        await until(() => noisy.count > 0, 10_000, "A's first delivery");
+      }
+      const sentAt = await publish(SIZE.noisySeconds);
+      await until(
+        () => receiver.arrivals.size >= warm.size + sentAt.size,
+        SIZE.noisyWaitSeconds * 1000,
+        "B's deliveries",
+      ).catch(() => {}); // counted below
+      const waited = performance.now();
+      let arrived = 0;
+      const latencies = [...sentAt].map(([id, at]) => {
+        const arrival = receiver.arrivals.get(`${id} /w/0`);
+        if (arrival !== undefined) arrived += 1;
+        return (arrival ?? waited) - at;
+      });
+      return { latencies, arrived };
+    } finally {
+      // Ends A's requests in flight, so the service stops without waiting for them.
+      await noisy.stop();
+    }
+  });
+}
+
+async function noisyNeighbour(db: (typeof DATABASES)[number]): Promise<Row> {
+  const without = await noisyRun(db, false);
+  const withA = await noisyRun(db, true);
+  const percentiles = (latencies: number[]) => {
+    const histogram = hdr.build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: 600_000_000,
+      numberOfSignificantValueDigits: 3,
+    });
+    for (const latency of latencies) histogram.recordValue(Math.max(1, Math.round(latency * 1000)));
+    const p = (q: number) => ms(histogram.getValueAtPercentile(q) / 1000);
+    return { p50: p(50), p99: p(99), max: ms(histogram.maxValue / 1000) };
+  };
+  const a = percentiles(without.latencies);
+  const b = percentiles(withA.latencies);
+  const target = 1.5 * a.p99 + 20;
+  return {
+    scenario: `noisy neighbour ${db.name} (B at ${NOISY_RATE}/s; A: ${SIZE.noisyDeliveries} to ${NOISY_WEBHOOKS} hanging)`,
+    events: without.latencies.length,
+    arrived_without: without.arrived,
+    p50_without_ms: a.p50,
+    p99_without_ms: a.p99,
+    arrived_with: withA.arrived,
+    p50_with_ms: b.p50,
+    p99_with_ms: b.p99,
+    max_with_ms: b.max,
+    ratio: +(b.p99 / a.p99).toFixed(2),
+    target_ms: ms(target),
+    target_met: b.p99 <= target ? 'yes' : 'no',
+  };
+}
+
 // ---- 6. Backlog: deliveries queued while nothing delivers, then drained ----
 async function backlog(db: (typeof DATABASES)[number]): Promise<Row> {
   // The API alone queues the backlog (as if the receiver had been down); then the workers start.
@@ -460,6 +570,7 @@ for (const db of DATABASES) {
   steps.push([`latency ${db.name} 2000`, () => latency(db, 2000)]);
   steps.push([`fan-out ${db.name}`, () => fanout(db)]);
   steps.push([`isolation ${db.name}`, () => isolation(db)]);
+  if (!db.url || db.workers === 2) steps.push([`noisy neighbour ${db.name}`, () => noisyNeighbour(db)]);
   steps.push([`backlog ${db.name}`, () => backlog(db)]);
   steps.push([`api ${db.name}`, () => api(db)]);
 }
@@ -508,6 +619,10 @@ const apiCeilingRate = medians.find((r) => r.scenario.startsWith('api ceiling'))
 for (const row of medians) {
   if (ceilingRate && row.scenario.startsWith('throughput')) {
     row.x_ceiling = +((row.deliveries_per_second as number) / ceilingRate).toFixed(2);
+  }
+  // Of the medians, as the other figures of the row (the runs' own verdicts may differ).
+  if (row.scenario.startsWith('noisy neighbour')) {
+    row.target_met = (row.p99_with_ms as number) <= (row.target_ms as number) ? 'yes' : 'no';
   }
   if (apiCeilingRate && row.scenario.endsWith('GET /api/v1/webhooks (50)')) {
     row.x_api_ceiling = +((row.per_second as number) / apiCeilingRate).toFixed(2);
