@@ -32,6 +32,8 @@ export interface Config {
   retentionDays: number;
   portal: PortalConfig;
   mail: MailConfig;
+  /** Where every tenant's operational events also go (OPERATOR_WEBHOOK_URL); undefined: nowhere. */
+  operatorWebhook: OperatorWebhook | undefined;
 }
 
 /** Notification mail to tenants (their `notification_email`). */
@@ -43,6 +45,12 @@ export interface MailConfig {
   smtpUrl: string | undefined;
   /** The sender of every mail. */
   from: Mailbox;
+}
+
+export interface OperatorWebhook {
+  url: string;
+  /** A `whsec_` secret: deliveries are signed with it in both signature families. */
+  secret: string;
 }
 
 export interface PortalConfig {
@@ -88,6 +96,10 @@ export interface DeliveryConfig {
   leaseMarginMs: number;
   /** A webhook failing this long, with several deliveries exhausted, is switched off. */
   autoDisableAfterMs: number;
+  /** While a webhook is failing, one of its deliveries is sent as a probe this often. */
+  recoveryProbeIntervalMs: number;
+  /** When a failing webhook recovers, what failed in its outage up to this far back is sent again. */
+  catchUpWindowMs: number;
   /** How long shutdown waits for deliveries in flight. */
   shutdownGraceMs: number;
 }
@@ -162,6 +174,28 @@ function count(env: Env, name: string, fallback: number, max: number): number {
   return Number(raw);
 }
 
+const DAY_MS = 86_400_000;
+
+/** A duration from `min` to `max` milliseconds. */
+function boundedDuration(env: Env, name: string, fallback: string, min: number, max: number): number {
+  const ms = duration(env, name, fallback);
+  if (ms < min || ms > max) {
+    throw new ConfigError(
+      `${name} must be from ${formatDuration(min)} to ${formatDuration(max)}, got "${env[name]}"`,
+    );
+  }
+  return ms;
+}
+
+const formatDuration = (ms: number) =>
+  ms % DAY_MS === 0
+    ? `${ms / DAY_MS}d`
+    : ms % 3_600_000 === 0
+      ? `${ms / 3_600_000}h`
+      : ms % 60_000 === 0
+        ? `${ms / 60_000}m`
+        : `${ms}ms`;
+
 function delivery(env: Env): DeliveryConfig {
   const raw = env.RETRY_SCHEDULE || DEFAULT_RETRY_SCHEDULE;
   const retrySchedule = parseSchedule(raw);
@@ -186,22 +220,23 @@ function delivery(env: Env): DeliveryConfig {
     originConnections: count(env, 'ORIGIN_CONNECTIONS', 100, 10_000),
     leaseMarginMs: duration(env, 'LEASE_MARGIN', '30s'),
     autoDisableAfterMs: duration(env, 'AUTO_DISABLE_AFTER', '5d'),
+    recoveryProbeIntervalMs: boundedDuration(env, 'RECOVERY_PROBE_INTERVAL', '1h', 100, DAY_MS),
+    catchUpWindowMs: boundedDuration(env, 'CATCH_UP_WINDOW', '3d', 60_000, 14 * DAY_MS),
     shutdownGraceMs: duration(env, 'SHUTDOWN_GRACE', '10s'),
   };
 }
 
-function databaseTimeout(env: Env, name: string, fallback: string): number {
-  const ms = duration(env, name, fallback);
-  if (ms < 100 || ms > 3_600_000)
-    throw new ConfigError(`${name} must be from 100ms to 1h, got "${env[name]}"`);
-  return ms;
-}
-
 function database(env: Env): DatabaseConfig {
   return {
-    connectTimeoutMs: databaseTimeout(env, 'DATABASE_CONNECT_TIMEOUT', '5s'),
-    statementTimeoutMs: databaseTimeout(env, 'DATABASE_STATEMENT_TIMEOUT', '15s'),
-    idleInTransactionTimeoutMs: databaseTimeout(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT', '10s'),
+    connectTimeoutMs: boundedDuration(env, 'DATABASE_CONNECT_TIMEOUT', '5s', 100, 3_600_000),
+    statementTimeoutMs: boundedDuration(env, 'DATABASE_STATEMENT_TIMEOUT', '15s', 100, 3_600_000),
+    idleInTransactionTimeoutMs: boundedDuration(
+      env,
+      'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT',
+      '10s',
+      100,
+      3_600_000,
+    ),
   };
 }
 
@@ -224,6 +259,33 @@ function portal(env: Env): PortalConfig {
     linkTtlMs: duration(env, 'PORTAL_LINK_TTL', '15m'),
     sessionTtlMs: duration(env, 'PORTAL_SESSION_TTL', '8h'),
   };
+}
+
+/** A `whsec_` secret as the service makes them: base64 of 24 to 64 bytes. */
+function isWebhookSecret(value: string): boolean {
+  const body = value.startsWith('whsec_') ? value.slice(6) : '';
+  const bytes = Buffer.from(body, 'base64');
+  return /^[A-Za-z0-9+/]+={0,2}$/.test(body) && bytes.length >= 24 && bytes.length <= 64;
+}
+
+function operatorWebhook(env: Env, allowHttp: boolean): OperatorWebhook | undefined {
+  const raw = env.OPERATOR_WEBHOOK_URL || undefined;
+  if (raw === undefined) return undefined;
+  const url = URL.canParse(raw) ? new URL(raw) : undefined;
+  const schemes = allowHttp ? ['https:', 'http:'] : ['https:'];
+  if (!url || !schemes.includes(url.protocol) || url.username || url.password) {
+    throw new ConfigError(
+      `OPERATOR_WEBHOOK_URL must be an ${allowHttp ? 'http(s)' : 'https'} URL such as https://ops.example.com/webhooks, got "${raw}"`,
+    );
+  }
+  const secret = env.OPERATOR_WEBHOOK_SECRET ?? '';
+  // The value is not echoed: it is a secret.
+  if (!isWebhookSecret(secret)) {
+    throw new ConfigError(
+      'OPERATOR_WEBHOOK_SECRET must be a whsec_ secret (whsec_ and the base64 of 24 to 64 random bytes) when OPERATOR_WEBHOOK_URL is set',
+    );
+  }
+  return { url: url.href, secret };
 }
 
 function mail(env: Env, baseDomain: string): MailConfig {
@@ -315,6 +377,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     retentionDays: count(env, 'RETENTION_DAYS', 30, 3650),
     portal: portal(env),
     mail: mail(env, baseDomain),
+    operatorWebhook: operatorWebhook(env, boolean(env, 'ALLOW_HTTP_TARGETS')),
   };
   const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;
 

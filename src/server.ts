@@ -7,6 +7,7 @@ import type { DeliveryWorker, WorkerOptions } from './delivery/worker.js';
 import { Metrics } from './metrics.js';
 import type { Mailer, MailerOptions } from './notify/mailer.js';
 import { migrate, openStore, type Store } from './store/db.js';
+import { configureOperatorWebhook } from './store/operator-webhook.js';
 
 export const ROLES = ['all', 'api', 'worker'] as const;
 /** Shutdown ends within SHUTDOWN_GRACE plus this, whatever the database does. */
@@ -50,6 +51,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   const store = await openConfiguredStore(config);
   try {
     await migrate(store);
+    await configureOperatorWebhook(store, config.secretsKey, config.operatorWebhook);
     const metrics = new Metrics(store);
     // Each role loads only what it runs: an API process no delivery client, a worker none of the
     // API's routes, schemas and documentation (a third less to load: a faster start).

@@ -34,6 +34,9 @@ export function presentWebhook(webhook: Webhook, secretsKey?: Buffer) {
     headers: webhook.headers,
     disabled_reason: webhook.disabled_reason,
     disabled_at: isoOrNull(webhook.disabled_at),
+    health: webhook.health,
+    failing_since: isoOrNull(webhook.failing_since),
+    next_probe_at: isoOrNull(webhook.next_probe_at),
   };
 }
 

@@ -2,6 +2,7 @@ import { type TSchema, Type } from 'typebox';
 import { PLANS, SCOPES } from '../domain/plans.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
 import { STATS_WINDOWS } from '../domain/stats.js';
+import { HEALTH } from '../domain/webhook-health.js';
 import {
   GRACE_PERIOD_SECONDS,
   HEADERS_MAX_COUNT,
@@ -100,6 +101,14 @@ export const UpdateWebhookBody = Type.Object(
   { additionalProperties: false },
 );
 
+const Health = Type.Union(
+  HEALTH.map((h) => Type.Literal(h)),
+  {
+    description:
+      '`healthy`; `failing`: its endpoint is down, its deliveries are held and one is sent as a probe at each interval, and when one succeeds what failed in the outage is sent again; `disabled`: switched off by the service (410 Gone, failing too long).',
+  },
+);
+
 /** Response fields in the order of PlanDocket's Response Schema, then ours. */
 const webhookResponseFields = (withSecret: boolean) => ({
   id: Type.Integer(),
@@ -125,6 +134,14 @@ const webhookResponseFields = (withSecret: boolean) => ({
   disabled_at: Type.Union([Timestamp, Type.Null()], {
     description: 'When the service switched the webhook off; null when active or paused by hand.',
   }),
+  health: Health,
+  failing_since: Type.Union([Timestamp, Type.Null()], {
+    description: 'Since when the webhook is failing; null unless failing.',
+  }),
+  next_probe_at: Type.Union([Timestamp, Type.Null()], {
+    description:
+      'While failing: when one held delivery is next sent as a probe (RECOVERY_PROBE_INTERVAL); null otherwise.',
+  }),
 });
 
 export const Webhook = Type.Object(webhookResponseFields(false));
@@ -136,6 +153,7 @@ export const ListWebhooksQuery = Type.Object({
   page: Type.Integer({ minimum: 1, default: 1 }),
   per_page: Type.Integer({ minimum: 1, maximum: 100, default: 25 }),
   is_active: Type.Optional(Type.Boolean()),
+  health: Type.Optional(Health),
   event: Type.Optional(Type.String({ minLength: 1, description: 'Webhooks that receive this event type.' })),
 });
 
@@ -197,6 +215,10 @@ export const EventType = Type.Object({
   category: Type.String(),
   description: Type.String(),
   subscribable: Type.Boolean(),
+  operational: Type.Boolean({
+    description:
+      'Published by the service about its own work (category `webhooks`): subscribed to by name only; `*` does not include it.',
+  }),
 });
 
 // ---- Deliveries: the log, the payload view, retries, recovery, test events ----

@@ -1,5 +1,8 @@
+import type { BreakerChanges } from '../store/breaker.js';
 import type { Store } from '../store/db.js';
-import { type AutoDisable, type Outcome, recordOutcomes } from '../store/deliveries.js';
+import { type Outcome, type OutcomeRules, recordOutcomes } from '../store/deliveries.js';
+import { wakeMailers } from '../store/mails.js';
+import { wakeWorkers } from '../store/wakeups.js';
 import type { WorkerLog } from './worker-log.js';
 
 /** At most this many outcomes in one write. */
@@ -27,13 +30,15 @@ export class OutcomeWriter {
   constructor(
     private readonly store: Store,
     private readonly workerId: string,
-    private readonly autoDisable: AutoDisable,
+    private readonly rules: OutcomeRules,
     private readonly log: WorkerLog,
     private readonly hooks: {
       /** Whether to keep retrying a failed write; when not, a batch is given up after 3 tries. */
       running: () => boolean;
       /** Told when writes succeed again after failing. */
       recovered: () => void;
+      /** Told of webhooks that became failing or recovered in a write. */
+      breakerChanged: (changes: BreakerChanges) => void;
     },
   ) {}
 
@@ -63,12 +68,17 @@ export class OutcomeWriter {
     // (then the lease expires and the delivery is sent again: at least once).
     for (let tries = 0; ; tries++) {
       try {
-        const { dropped } = await recordOutcomes(
+        const { dropped, breaker, announced } = await recordOutcomes(
           this.store,
           this.workerId,
           batch.map((b) => b.outcome),
-          this.autoDisable,
+          this.rules,
         );
+        if (breaker.failing.length > 0 || breaker.recovered.length > 0) this.hooks.breakerChanged(breaker);
+        // Operational events queued deliveries (to this worker or others) and mails.
+        if (announced.deliveries > 0)
+          wakeWorkers(this.store).catch((error) => this.log.warn({ err: error }, 'waking workers failed'));
+        if (announced.mails > 0) wakeMailers(this.store);
         // Written already (a commit whose answer was lost), or taken over by another worker after
         // the lease expired: that worker records its own attempt.
         if (dropped > 0)

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/db.js';
 import { type ClaimedDelivery, claimDeliveries, releaseDeliveries } from '../store/deliveries.js';
 import { listenForDeliveries } from '../store/wakeups.js';
+import { Breaker } from './breaker.js';
 import { BusyCounts } from './busy-counts.js';
 import { DueTimes } from './due-times.js';
 import { OutcomeWriter } from './outcome-writer.js';
@@ -68,6 +69,7 @@ export class DeliveryWorker {
   private gathering: NodeJS.Timeout | undefined;
   private readonly upkeep: Upkeep;
   private readonly outcomes: OutcomeWriter;
+  private readonly breaker: Breaker;
   /** When the cycle under way began: a claim and the launch of what it took. */
   private cycleStartedAt: number | undefined;
   /**
@@ -82,13 +84,25 @@ export class DeliveryWorker {
     this.busyWebhooks = new BusyCounts(options.config.delivery.webhookConcurrency);
     this.busyTenants = new BusyCounts(options.config.delivery.tenantConcurrency);
     this.upkeep = new Upkeep(options.config, options.store, options.log);
+    const { delivery } = options.config;
     this.outcomes = new OutcomeWriter(
       options.store,
       this.id,
-      { afterMs: options.config.delivery.autoDisableAfterMs, minFailedDeliveries: AUTO_DISABLE_MIN_FAILED },
+      {
+        autoDisable: { afterMs: delivery.autoDisableAfterMs, minFailedDeliveries: AUTO_DISABLE_MIN_FAILED },
+        breaker: {
+          probeIntervalMs: delivery.recoveryProbeIntervalMs,
+          catchUpWindowMs: delivery.catchUpWindowMs,
+        },
+      },
       options.log,
-      { running: () => this.running, recovered: this.wake },
+      {
+        running: () => this.running,
+        recovered: this.wake,
+        breakerChanged: (changes) => this.breaker.changed(changes),
+      },
     );
+    this.breaker = new Breaker(options.config, options.store, options.log);
     this.cycleBoundMs = 3 * options.store.answerTimeoutMs + 5_000;
     this.policy = new AddressPolicy(options.config.allowedTargetCidrs);
     this.agent = deliveryAgent({
@@ -105,6 +119,7 @@ export class DeliveryWorker {
     this.stopListening = listenForDeliveries(this.options.store, this.wake, this.options.log);
     this.loop = this.run();
     this.upkeep.start();
+    this.breaker.start();
   }
 
   /**
@@ -135,6 +150,7 @@ export class DeliveryWorker {
     this.wake();
     await this.loop;
     await this.upkeep.stop();
+    await this.breaker.stop();
     await this.stopListening?.();
     const grace = new Promise((resolve) =>
       setTimeout(resolve, this.options.config.delivery.shutdownGraceMs).unref(),
@@ -303,9 +319,10 @@ export class DeliveryWorker {
     // Aborted by shutdown: not the receiver's fault; the lease is released and it is sent again.
     if (this.shutdown.signal.aborted && result.statusCode === null) return;
     // An attempt asked for by hand is one attempt: when it fails, the delivery is failed again.
+    // A delivery caught up after an outage has its retries anew.
     const decision = decide(
       result,
-      delivery.attempts + 1,
+      delivery.attempts + 1 - (delivery.catch_up_from ?? 0),
       delivery.manual === 1 ? 0 : delivery.retry_count,
       config.delivery.retrySchedule,
       Date.now(),

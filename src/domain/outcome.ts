@@ -19,6 +19,13 @@ export const isSuccess = (result: AttemptResult) =>
   result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
 
 /**
+ * Whether a failure says the endpoint is down rather than that it refuses this one event: no
+ * answer (timeout, connection or TLS error), 408, 429 or 5xx.
+ */
+export const isRetryableFailure = (statusCode: number | null) =>
+  statusCode === null || statusCode === 408 || statusCode === 429 || statusCode >= 500;
+
+/**
  * After attempt number `attempt` (1-based) of a delivery whose webhook allows `retryCount`
  * retries: done, try again at a time, or give up. 2xx succeeds; 410 Gone gives up at once and
  * switches the webhook off; anything else is retried on the schedule, honouring `Retry-After`

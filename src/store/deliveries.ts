@@ -1,6 +1,8 @@
 import { type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Decision } from '../domain/outcome.js';
+import { applyBreaker, type BreakerChanges, type BreakerSettings } from './breaker.js';
 import type { Dialect, Store } from './db.js';
+import { announce, type OperationalEvent } from './operational-events.js';
 import type { Database } from './schema.js';
 
 /** A delivery a worker holds the lease of, with what it needs to send it. */
@@ -19,6 +21,8 @@ export interface ClaimedDelivery {
   secret_ciphertext: string;
   /** 1 when queued by hand: one attempt, not retried automatically. */
   manual: number;
+  /** Caught up after an outage: its retries count from this many attempts. */
+  catch_up_from: number | null;
   /** During a rotation's grace period, the replaced secret and when it stops signing. */
   previous_secret_ciphertext: string | null;
   previous_secret_expires_at: number | null;
@@ -40,8 +44,9 @@ export interface ClaimOptions {
 }
 
 /**
- * Pending, due, not leased by a live worker, and its webhook takes it: active, or still there for
- * one queued by hand (a retry, a recovery, a test); paused ones wait. The webhook is asked in a
+ * Pending, due, not leased by a live worker, and its webhook takes it: active and not failing (of
+ * a failing one, only its probe: see src/store/breaker.ts), or still there for one queued by hand
+ * (a retry, a recovery, a test); paused ones wait. The webhook is asked in a
  * subquery rather than joined: joined, PostgreSQL estimates from the webhooks table's statistics
  * (none on a new install with autovacuum off) that few deliveries pass, and then reads and sorts
  * every pending delivery of the tenant on each claim instead of walking the queue's index to the
@@ -49,7 +54,8 @@ export interface ClaimOptions {
  */
 function due(now: number): RawBuilder<unknown> {
   return sql`d.status = 'pending' and d.next_attempt_at <= ${now}
-    and (select w.is_active = 1 or (d.manual = 1 and w.deleted_at is null)
+    and (select (w.is_active = 1 and (w.breaker_opened_at is null or w.probe_delivery_id = d.id))
+        or (d.manual = 1 and w.deleted_at is null)
       from webhooks w where w.id = d.webhook_id)`;
 }
 
@@ -152,7 +158,7 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
       returning deliveries.id, deliveries.tenant_id, deliveries.webhook_id, deliveries.event_id,
         e.type as event_type, deliveries.attempts, e.payload, w.url, w.headers, w.timeout_seconds,
         w.retry_count, w.secret_ciphertext, w.previous_secret_ciphertext, w.previous_secret_expires_at,
-        deliveries.manual, deliveries.next_attempt_at`.execute(store.db));
+        deliveries.manual, deliveries.catch_up_from, deliveries.next_attempt_at`.execute(store.db));
   } else {
     // SQLite's RETURNING cannot name the joined tables; a second (in-process) query reads them.
     const { rows: leased } = await sql<{ id: string }>`
@@ -179,6 +185,7 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
         'w.retry_count',
         'w.secret_ciphertext',
         'd.manual',
+        'd.catch_up_from',
         'w.previous_secret_ciphertext',
         'w.previous_secret_expires_at',
         'd.next_attempt_at',
@@ -229,7 +236,10 @@ export interface AutoDisable {
 
 /** One finished attempt, ready to be written. */
 export interface Outcome {
-  delivery: Pick<ClaimedDelivery, 'id' | 'webhook_id' | 'attempts'>;
+  delivery: Pick<
+    ClaimedDelivery,
+    'id' | 'webhook_id' | 'event_id' | 'event_type' | 'attempts' | 'manual' | 'catch_up_from'
+  >;
   attempt: AttemptRecord;
   decision: Decision;
 }
@@ -272,6 +282,16 @@ function valuesTable(alias: string, rows: Record<string, unknown>[]): RawBuilder
 export interface RecordedOutcomes {
   written: number;
   dropped: number;
+  /** Webhooks that became failing or recovered. */
+  breaker: BreakerChanges;
+  /** Deliveries and mails queued by the operational events of the batch (wake their senders). */
+  announced: { deliveries: number; mails: number };
+}
+
+/** What outcomes lead to beyond themselves: switching a webhook off, its circuit breaker. */
+export interface OutcomeRules {
+  autoDisable: AutoDisable;
+  breaker: BreakerSettings;
 }
 
 /**
@@ -296,7 +316,7 @@ export async function recordOutcomes(
   store: Store,
   workerId: string,
   outcomes: Outcome[],
-  autoDisable: AutoDisable,
+  rules: OutcomeRules,
 ): Promise<RecordedOutcomes> {
   // One outcome per delivery (the first): a delivery is updated once per statement.
   const seen = new Set<string>();
@@ -306,11 +326,13 @@ export async function recordOutcomes(
     seen.add(outcome.delivery.id);
     batch.push(outcome);
   }
-  if (batch.length === 0) return { written: 0, dropped: 0 };
+  const nothing: BreakerChanges = { failing: [], recovered: [] };
+  const none = { deliveries: 0, mails: 0 };
+  if (batch.length === 0) return { written: 0, dropped: 0, breaker: nothing, announced: none };
   const now = Date.now();
   const webhookIds = [...new Set(batch.map((o) => o.delivery.webhook_id))].sort((a, b) => a - b);
 
-  const written = await store.db.transaction().execute(async (trx): Promise<number> => {
+  const { written, breaker, announced } = await store.db.transaction().execute(async (trx) => {
     if (store.dialect === 'postgres') {
       await sql`select id from webhooks where id in (${sql.join(webhookIds)})
         order by id for no key update`.execute(trx);
@@ -336,7 +358,7 @@ export async function recordOutcomes(
       returning deliveries.id`.execute(trx);
     const updatedIds = new Set(updated.map((r) => r.id));
     const kept = batch.filter((o) => updatedIds.has(o.delivery.id));
-    if (kept.length === 0) return 0;
+    if (kept.length === 0) return { written: 0, breaker: nothing, announced: none };
 
     await sql`
       insert into attempts (delivery_id, webhook_id, number, delivery_status, started_at, duration_ms,
@@ -384,23 +406,47 @@ export async function recordOutcomes(
       )}
       where webhooks.id = s.id`.execute(trx);
 
-    for (const { delivery, decision } of kept) {
+    const told: OperationalEvent[] = [];
+    for (const { delivery, attempt, decision } of kept) {
       if (decision.status !== 'failed') continue;
       const webhookId = delivery.webhook_id;
+      // An attempt by hand that failed is not an exhaustion: it was one attempt of a failed delivery.
+      if (delivery.manual !== 1) {
+        told.push({
+          type: 'delivery.exhausted',
+          webhookId,
+          deliveryId: delivery.id,
+          eventId: delivery.event_id,
+          eventType: delivery.event_type,
+          attempts: delivery.attempts + 1,
+          lastStatus: attempt.statusCode,
+          lastError: attempt.error,
+        });
+      }
       const reason =
-        decision.deactivateWebhook ?? (await autoDisableReason(trx, webhookId, now, autoDisable));
+        decision.deactivateWebhook ?? (await autoDisableReason(trx, webhookId, now, rules.autoDisable));
       if (reason) {
-        await trx
+        const { numUpdatedRows } = await trx
           .updateTable('webhooks')
           .set({ is_active: 0, disabled_reason: reason, disabled_at: now, updated_at: now })
           .where('id', '=', webhookId)
           .where('is_active', '=', 1)
-          .execute();
+          .executeTakeFirst();
+        if (Number(numUpdatedRows) > 0) {
+          const why = decision.deactivateWebhook ? 'gone' : 'failing_too_long';
+          told.push({ type: 'webhook.disabled', webhookId, reason: why, detail: reason });
+        }
       }
     }
-    return kept.length;
+    const breaker = await applyBreaker(trx, kept, now, rules.breaker);
+    for (const { webhookId, since, nextProbeAt } of breaker.failing)
+      told.push({ type: 'webhook.failing', webhookId, since, nextProbeAt });
+    for (const { webhookId, failingSince, caughtUp } of breaker.recovered)
+      told.push({ type: 'webhook.recovered', webhookId, failingSince, caughtUp });
+    const announced = await announce(trx, store.dialect, told, now);
+    return { written: kept.length, breaker, announced };
   });
-  return { written, dropped: batch.length - written };
+  return { written, dropped: batch.length - written, breaker, announced };
 }
 
 /** Why a webhook that just exhausted a delivery should be switched off, if it should. */

@@ -49,6 +49,7 @@ export function newDeliveryRow(
     last_error: null,
     created_at: now,
     updated_at: now,
+    catch_up_from: null,
     ...byHand,
   };
 }

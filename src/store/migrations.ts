@@ -330,5 +330,22 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('mails_tenant').on('mails').columns(['tenant_id']).execute();
       },
     },
+    '0011_circuit_breaker': {
+      // A webhook whose endpoint is down holds its deliveries (see src/store/breaker.ts): since
+      // when, when the next probe goes, which delivery it is. A delivery caught up after an outage
+      // retries from the attempt count it had then.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('webhooks').addColumn('breaker_opened_at', 'bigint').execute();
+        await db.schema.alterTable('webhooks').addColumn('next_probe_at', 'bigint').execute();
+        await db.schema.alterTable('webhooks').addColumn('probe_delivery_id', 'text').execute();
+        await db.schema.alterTable('deliveries').addColumn('catch_up_from', 'integer').execute();
+        await db.schema
+          .createIndex('webhooks_probe_due')
+          .on('webhooks')
+          .columns(['next_probe_at'])
+          .where(sql.ref('breaker_opened_at'), 'is not', null)
+          .execute();
+      },
+    },
   };
 }

@@ -61,6 +61,11 @@ export interface WebhookTable {
   previous_secret_expires_at: number | null;
   /** When the service switched the webhook off (410 Gone, auto-disable); null otherwise. */
   disabled_at: number | null;
+  /** Since when the webhook is failing: its deliveries are held, one probe at a time; null if not. */
+  breaker_opened_at: Generated<number | null>;
+  /** While failing: when the next probe is sent, and which delivery it is (once chosen). */
+  next_probe_at: Generated<number | null>;
+  probe_delivery_id: Generated<string | null>;
 }
 
 /** One row per subscribed event type of a webhook (`*` for all), in the order given. */
@@ -110,6 +115,8 @@ export interface DeliveryTable {
   is_test: number;
   /** 1 when queued by hand (retry, recover, test): one attempt, sent even while the webhook is paused. */
   manual: number;
+  /** Caught up after an outage: the attempts it had then, from which its retries count again. */
+  catch_up_from: number | null;
 }
 
 export interface AttemptTable {

@@ -1,5 +1,6 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import { ALL_EVENTS } from '../domain/events.js';
+import type { Health } from '../domain/webhook-health.js';
 import type { Store } from './db.js';
 import type { Database, WebhookTable } from './schema.js';
 
@@ -26,6 +27,10 @@ export interface Webhook {
   previous_secret_expires_at: number | null;
   created_at: number;
   updated_at: number;
+  health: Health;
+  /** While failing: since when, and when the next probe goes. */
+  failing_since: number | null;
+  next_probe_at: number | null;
 }
 
 export interface NewWebhook {
@@ -43,6 +48,7 @@ export type WebhookChanges = Partial<Omit<NewWebhook, 'secret_ciphertext'>>;
 
 export interface WebhookFilter {
   is_active?: boolean;
+  health?: Health;
   /** Webhooks that receive this event type: subscribed to it or to `*`. */
   event?: string;
 }
@@ -72,6 +78,14 @@ function toWebhook(row: Row): Webhook {
     previous_secret_expires_at: row.previous_secret_expires_at,
     created_at: row.created_at,
     updated_at: row.updated_at,
+    health:
+      row.is_active === 0 && row.disabled_at !== null
+        ? 'disabled'
+        : row.breaker_opened_at !== null
+          ? 'failing'
+          : 'healthy',
+    failing_since: row.breaker_opened_at === null ? null : Number(row.breaker_opened_at),
+    next_probe_at: row.next_probe_at === null ? null : Number(row.next_probe_at),
   };
 }
 
@@ -156,6 +170,17 @@ export async function listWebhooks(
     .where('tenant_id', '=', tenantId)
     .where('deleted_at', 'is', null);
   if (filter.is_active !== undefined) query = query.where('is_active', '=', filter.is_active ? 1 : 0);
+  if (filter.health !== undefined) {
+    const health = filter.health;
+    query = query.where((eb) => {
+      const disabled = eb.and([eb('is_active', '=', 0), eb('disabled_at', 'is not', null)]);
+      if (health === 'disabled') return disabled;
+      return eb.and([
+        eb.not(disabled),
+        eb('breaker_opened_at', health === 'failing' ? 'is not' : 'is', null),
+      ]);
+    });
+  }
   const event = filter.event;
   if (event !== undefined) {
     const types = event === ALL_EVENTS ? [ALL_EVENTS] : [event, ALL_EVENTS];

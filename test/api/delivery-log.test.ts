@@ -132,8 +132,10 @@ for (const database of DATABASES) {
     });
 
     it('filters by status (failed: the Failed Deliveries view), event type, since and until', async () => {
+      // 422: the endpoint refuses these events. A 5xx would say it is down, make the webhook
+      // failing and hold the other deliveries (src/store/breaker.ts), unless one succeeded first.
       h.receiver.on('/log-filters', (r) =>
-        JSON.parse(r.body).data.fail ? { status: 503, body: 'unavailable' } : { status: 200 },
+        JSON.parse(r.body).data.fail ? { status: 422, body: 'refused' } : { status: 200 },
       );
       const hook = await h.webhook({
         url: h.receiver.url('/log-filters'),
@@ -177,7 +179,7 @@ for (const database of DATABASES) {
       expect(await events(`?since=${encodeURIComponent(plusTwo)}&status=failed`)).toEqual([c.id]);
 
       const failed = (await log(hook.id, '?status=failed&limit=1')).body.data[0];
-      expect(failed).toMatchObject({ status: 'failed', last_status_code: 503, attempts: 1 });
+      expect(failed).toMatchObject({ status: 'failed', last_status_code: 422, attempts: 1 });
     });
 
     it('shows the exact body the receiver got and every attempt (Payload View)', async () => {

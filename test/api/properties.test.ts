@@ -38,6 +38,9 @@ const WEBHOOK_KEYS = [
   'headers',
   'disabled_reason',
   'disabled_at',
+  'health',
+  'failing_since',
+  'next_probe_at',
 ];
 const LIST_KEYS = WEBHOOK_KEYS.filter((k) => k !== 'secret');
 

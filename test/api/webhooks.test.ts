@@ -33,6 +33,9 @@ describeContract('webhooks resource', (h) => {
       'headers',
       'disabled_reason',
       'disabled_at',
+      'health',
+      'failing_since',
+      'next_probe_at',
     ]);
     expect(data).toMatchObject({
       name: 'example.com',
@@ -48,6 +51,9 @@ describeContract('webhooks resource', (h) => {
       headers: {},
       disabled_reason: null,
       disabled_at: null,
+      health: 'healthy',
+      failing_since: null,
+      next_probe_at: null,
     });
     expect(Number.isInteger(data.id)).toBe(true);
     expect(data.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
@@ -239,7 +245,7 @@ describeContract('webhooks resource', (h) => {
     const types = res.json().data.map((e: { type: string }) => e.type);
     expect(types).toContain('invoice.paid');
     expect(types).toContain('service_order.completed');
-    expect(types).toHaveLength(15);
+    expect(types).toHaveLength(19);
     const test = res.json().data.find((e: { type: string }) => e.type === 'webhook.test');
     expect(test.subscribable).toBe(false);
     expect(res.json().data[0]).toEqual({
@@ -247,7 +253,16 @@ describeContract('webhooks resource', (h) => {
       category: 'application',
       description: expect.any(String),
       subscribable: true,
+      operational: false,
     });
+    const operational = res.json().data.filter((e: { operational: boolean }) => e.operational);
+    expect(operational.map((e: { type: string }) => e.type)).toEqual([
+      'webhook.failing',
+      'webhook.recovered',
+      'webhook.disabled',
+      'delivery.exhausted',
+    ]);
+    for (const e of operational) expect(e).toMatchObject({ category: 'webhooks', subscribable: true });
   });
 
   it('answers 405 with Allow for a known path and a wrong method', async () => {

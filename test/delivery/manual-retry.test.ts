@@ -28,10 +28,14 @@ for (const database of DATABASES) {
       await h?.close();
     });
 
-    /** A receiver path that fails while `down` says so. */
-    const switchable = (path: string) => {
+    /**
+     * A receiver path that fails while `down` says so, with 500 (the endpoint is down) or another
+     * status: a refusal (4xx) exhausts deliveries without making the webhook failing, whose circuit
+     * breaker would hold the rest.
+     */
+    const switchable = (path: string, status = 500) => {
       const state = { down: true };
-      h.receiver.on(path, () => (state.down ? { status: 500, body: 'down' } : { status: 200 }));
+      h.receiver.on(path, () => (state.down ? { status, body: 'down' } : { status: 200 }));
       return state;
     };
     const retry = (webhookId: number, deliveryId: string) =>
@@ -152,9 +156,9 @@ for (const database of DATABASES) {
     });
 
     it('recovers the failed deliveries of a window, and only those', async () => {
-      const state = switchable('/recover');
+      const state = switchable('/recover', 400);
       const hook = await h.webhook({ url: h.receiver.url('/recover'), events: ['*'], retry_count: 0 });
-      h.receiver.on('/recover-sibling', () => ({ status: 500 }));
+      h.receiver.on('/recover-sibling', () => ({ status: 400 }));
       const sibling = await h.webhook({
         url: h.receiver.url('/recover-sibling'),
         events: ['*'],

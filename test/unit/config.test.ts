@@ -45,6 +45,41 @@ describe('configuration', () => {
     ).toThrow('TENANT_CONCURRENCY must be at most DELIVERY_CONCURRENCY (10), got "11"');
   });
 
+  it('sends operational events to OPERATOR_WEBHOOK_URL, signed with a whsec_ OPERATOR_WEBHOOK_SECRET', () => {
+    const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+    expect(loadConfig({ DATA_DIR: dir() }).operatorWebhook).toBeUndefined();
+    expect(
+      loadConfig({
+        DATA_DIR: dir(),
+        OPERATOR_WEBHOOK_URL: 'https://ops.example.com/hooks',
+        OPERATOR_WEBHOOK_SECRET: secret,
+      }).operatorWebhook,
+    ).toEqual({ url: 'https://ops.example.com/hooks', secret });
+    // Plain http only where ALLOW_HTTP_TARGETS allows it.
+    expect(
+      loadConfig({
+        DATA_DIR: dir(),
+        ALLOW_HTTP_TARGETS: 'true',
+        OPERATOR_WEBHOOK_URL: 'http://ops.internal/hooks',
+        OPERATOR_WEBHOOK_SECRET: secret,
+      }).operatorWebhook?.url,
+    ).toBe('http://ops.internal/hooks');
+    for (const bad of [undefined, 'whsec_short', 'hunter2', `whsec_${'!'.repeat(44)}`]) {
+      const load = () =>
+        loadConfig({
+          DATA_DIR: dir(),
+          OPERATOR_WEBHOOK_URL: 'https://ops.example.com/hooks',
+          ...(bad !== undefined && { OPERATOR_WEBHOOK_SECRET: bad }),
+        });
+      expect(load).toThrow(/^OPERATOR_WEBHOOK_SECRET must be a whsec_ secret/);
+      try {
+        load();
+      } catch (error) {
+        if (bad) expect((error as Error).message).not.toContain(bad);
+      }
+    }
+  });
+
   it('takes every variable', () => {
     const config = loadConfig({
       DATA_DIR: dir(),
@@ -61,6 +96,8 @@ describe('configuration', () => {
       RETENTION_DAYS: '7',
       ORIGIN_CONNECTIONS: '8',
       TENANT_CONCURRENCY: '20',
+      RECOVERY_PROBE_INTERVAL: '10m',
+      CATCH_UP_WINDOW: '7d',
       DATABASE_CONNECT_TIMEOUT: '2s',
       DATABASE_STATEMENT_TIMEOUT: '1m',
       DATABASE_IDLE_IN_TRANSACTION_TIMEOUT: '500ms',
@@ -75,7 +112,12 @@ describe('configuration', () => {
       allowHttpTargets: true,
       allowedTargetCidrs: ['127.0.0.0/8', '::1/128'],
       retentionDays: 7,
-      delivery: { originConnections: 8, tenantConcurrency: 20 },
+      delivery: {
+        originConnections: 8,
+        tenantConcurrency: 20,
+        recoveryProbeIntervalMs: 600_000,
+        catchUpWindowMs: 7 * 86_400_000,
+      },
       database: { connectTimeoutMs: 2000, statementTimeoutMs: 60_000, idleInTransactionTimeoutMs: 500 },
     });
     expect(config.secretsKey.toString('hex')).toBe('ab'.repeat(32));
@@ -100,6 +142,13 @@ describe('configuration', () => {
     ['ORIGIN_CONNECTIONS', '0'],
     ['TENANT_CONCURRENCY', '0'],
     ['TENANT_CONCURRENCY', '501'],
+    ['RECOVERY_PROBE_INTERVAL', '10ms'],
+    ['RECOVERY_PROBE_INTERVAL', '2d'],
+    ['RECOVERY_PROBE_INTERVAL', 'hourly'],
+    ['CATCH_UP_WINDOW', '30s'],
+    ['CATCH_UP_WINDOW', '15d'],
+    ['OPERATOR_WEBHOOK_URL', 'http://ops.example.com/hooks'],
+    ['OPERATOR_WEBHOOK_URL', 'not a url'],
     ['DATABASE_STATEMENT_TIMEOUT', '15'],
     ['DATABASE_STATEMENT_TIMEOUT', '10ms'],
     ['DATABASE_CONNECT_TIMEOUT', '2h'],

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { slugFromHost } from '../../src/api/auth.js';
 import { fieldErrorsFromSchema } from '../../src/api/errors.js';
 import { AddressPolicy } from '../../src/domain/address-policy.js';
-import { EVENT_TYPES, isSubscribable } from '../../src/domain/events.js';
+import { coveredByWildcard, EVENT_TYPES, isSubscribable } from '../../src/domain/events.js';
 import {
   apiKeyPrefix,
   decryptSecret,
@@ -104,6 +104,11 @@ describe('event catalog', () => {
     for (const e of EVENT_TYPES) expect(e.description.length).toBeGreaterThan(5);
     expect(isSubscribable('*')).toBe(true);
     expect(isSubscribable('webhook.test')).toBe(false);
+    // The service's own events: by name, not by `*`.
+    expect(isSubscribable('webhook.failing')).toBe(true);
+    expect(coveredByWildcard('webhook.failing')).toBe(false);
+    expect(coveredByWildcard('invoice.paid')).toBe(true);
+    expect(coveredByWildcard('webhook.test')).toBe(false);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
-import { ALL_EVENTS, isSubscribable } from '../../domain/events.js';
+import { ALL_EVENTS, isOperational, isSubscribable } from '../../domain/events.js';
 import type { FieldErrors } from '../../domain/field-errors.js';
 import { isSlug } from '../../domain/slug.js';
 import type { Store } from '../../store/db.js';
@@ -87,6 +87,13 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
         status: 422,
         error: 'Validation failed',
         errors: { type: [`Unknown event type: ${input.type}.`] },
+      };
+    }
+    if (isOperational(input.type)) {
+      return {
+        status: 422,
+        error: 'Validation failed',
+        errors: { type: [`${input.type} is published by the service itself.`] },
       };
     }
     if (Buffer.byteLength(JSON.stringify(input.data)) > EVENT_DATA_LIMIT) {

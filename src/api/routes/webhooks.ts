@@ -98,11 +98,15 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
         },
       },
       async (request) => {
-        const { page, per_page, is_active, event } = request.query;
+        const { page, per_page, is_active, health, event } = request.query;
         const { webhooks, total } = await listWebhooks(
           store,
           request.tenant.id,
-          { ...(is_active !== undefined && { is_active }), ...(event !== undefined && { event }) },
+          {
+            ...(is_active !== undefined && { is_active }),
+            ...(health !== undefined && { health }),
+            ...(event !== undefined && { event }),
+          },
           { offset: (page - 1) * per_page, limit: per_page },
         );
         return {
