@@ -449,7 +449,7 @@ describe('command line', () => {
         cli(['prune'], env),
         cliJson(['prune', '--json'], env),
       ]);
-      expect(again).toEqual({ queued: 0 });
+      expect(again).toEqual({ queued: 0, failed: 0, missing: 0 });
       expect(test).toMatchObject({ event_type: 'webhook.test', status: 'pending', is_test: true });
       expect(pruned.code, pruned.stderr).toBe(0);
       expect(pruned.stdout).toBe('Pruned 0 deliveries and 0 events.\n');

@@ -20,6 +20,20 @@ export interface Webhook {
   headers: Record<string, string>;
   disabled_reason: string | null;
   disabled_at?: string | null;
+  /** What the service sees of its endpoint: `failing` while its deliveries are held, `disabled` once switched off. */
+  health: WebhookHealth;
+  failing_since: string | null;
+  /** While failing: when one held delivery is next sent as a probe. */
+  next_probe_at: string | null;
+}
+
+export type WebhookHealth = 'healthy' | 'failing' | 'disabled';
+
+/** What a recovery queued: failed deliveries again, and deliveries of events the webhook missed. */
+export interface Recovered {
+  queued: number;
+  failed: number;
+  missing: number;
 }
 
 export interface EventType {
@@ -27,6 +41,8 @@ export interface EventType {
   category: string;
   description: string;
   subscribable: boolean;
+  /** The service's own events (a webhook failing, a delivery exhausted): by name only, not by `*`. */
+  operational: boolean;
 }
 
 export type DeliveryStatus = 'pending' | 'succeeded' | 'failed' | 'cancelled';
@@ -201,6 +217,10 @@ export const api = {
     request<DeliveryDetail>('GET', `${webhookPath(id)}/deliveries/${encodeURIComponent(deliveryId)}`),
   retryDelivery: (id: number | string, deliveryId: string) =>
     request<Delivery>('POST', `${webhookPath(id)}/deliveries/${encodeURIComponent(deliveryId)}/retry`),
-  recover: (id: number | string, since: string, until?: string) =>
-    request<{ queued: number }>('POST', `${webhookPath(id)}/recover`, { since, ...(until && { until }) }),
+  recover: (id: number | string, since: string, until: string | undefined, missing: boolean) =>
+    request<Recovered>('POST', `${webhookPath(id)}/recover`, {
+      since,
+      ...(until && { until }),
+      ...(missing && { missing }),
+    }),
 };

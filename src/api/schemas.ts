@@ -289,14 +289,29 @@ export const DeliveryDetail = Type.Object({
 
 export const RecoverBody = Type.Object(
   {
-    since: DateTime('Failed deliveries created at or after this time, at most 14 days ago.'),
+    since: DateTime(
+      'Failed deliveries (and with `missing`, events) created at or after this time, at most 14 days ago.',
+    ),
     until: Type.Optional(DateTime('... and at or before this time; default now.')),
+    missing: Type.Optional(
+      Type.Boolean({
+        description:
+          'Also send the events of the window that this webhook missed: those of the types it receives ' +
+          '(for `*`, the types `*` covers), published since it was created, that have no delivery to it ' +
+          'because it was paused or switched off when they were published; never an operational event ' +
+          'about itself. Each once: a second recovery finds it has a delivery. Default false.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
 export const Recovered = Type.Object({
-  queued: Type.Integer({ description: 'Failed deliveries queued again.' }),
+  queued: Type.Integer({ description: 'Deliveries queued in all: `failed` plus `missing`.' }),
+  failed: Type.Integer({ description: 'Failed deliveries queued again.' }),
+  missing: Type.Integer({
+    description: 'Deliveries queued for events this webhook missed; 0 unless `missing` was true.',
+  }),
 });
 
 export const Pruned = Type.Object({ deliveries: Type.Integer(), events: Type.Integer() });

@@ -131,6 +131,8 @@ export function deliveriesCommand(request: OperatorRequest): Command {
   return command;
 }
 
+const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
 export function recoverCommand(request: OperatorRequest): Command {
   return new Command('recover')
     .argument('<tenant>')
@@ -138,23 +140,47 @@ export function recoverCommand(request: OperatorRequest): Command {
     .description("queue again a webhook's failed deliveries of a time window (at most 14 days back)")
     .requiredOption('--since <time>', 'created at or after (RFC 3339)')
     .option('--until <time>', 'created at or before (RFC 3339); default now')
+    .option('--missing', 'also send the events of the window it missed while it was paused or switched off')
     .option(...jsonOption)
     .action(
-      async (tenant: string, webhookId: string, o: { since: string; until?: string; json?: boolean }) => {
-        const bar = progressBar();
+      async (
+        tenant: string,
+        webhookId: string,
+        o: { since: string; until?: string; missing?: boolean; json?: boolean },
+      ) => {
+        // One bar per step: the failed deliveries, then the window's events looked through.
+        let step: RecoverProgress['kind'] = 'failed';
+        let bar = progressBar();
         const answer = await request(
           'POST',
           `${webhookPath(tenant, webhookId)}/recover`,
-          { since: o.since, ...(o.until !== undefined && { until: o.until }) },
-          { onRecoverProgress: (p) => bar.update(p.queued, p.total, 'queued') },
+          {
+            since: o.since,
+            ...(o.until !== undefined && { until: o.until }),
+            ...(o.missing && { missing: true }),
+          },
+          {
+            onRecoverProgress: (p) => {
+              if (p.kind !== step) {
+                bar.end();
+                bar = progressBar();
+                step = p.kind;
+              }
+              if (p.kind === 'failed') bar.update(p.queued, p.total, 'failed deliveries queued');
+              else bar.update(p.scanned, p.total, `events looked at, ${p.queued} missed queued`);
+            },
+          },
         );
         bar.end();
         if (!answer) return;
-        const { queued } = answer.data as { queued: number };
+        const { failed, missing } = answer.data as { failed: number; missing: number };
+        const again = `Queued ${count(failed, 'failed delivery', 'failed deliveries')} again`;
         process.stdout.write(
           o.json
             ? json(answer.data)
-            : `Queued ${queued} failed ${queued === 1 ? 'delivery' : 'deliveries'} again.\n`,
+            : o.missing
+              ? `${again}, and ${count(missing, 'event', 'events')} the webhook missed.\n`
+              : `${again}.\n`,
         );
       },
     );

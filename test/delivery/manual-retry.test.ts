@@ -182,19 +182,23 @@ for (const database of DATABASES) {
         until: new Date(middle).toISOString(),
       });
       expect(first.status).toBe(202);
-      expect(first.body.data).toEqual({ queued: 2 });
+      expect(first.body.data).toEqual({ queued: 2, failed: 2, missing: 0 });
       await waitFor(
         async () => (await h.deliveries(hook.id)).filter((d) => d.status === 'succeeded').length === 2,
       );
 
       const rest = await recover({ since: new Date(start).toISOString() });
-      expect(rest.body.data).toEqual({ queued: 1 });
+      expect(rest.body.data).toEqual({ queued: 1, failed: 1, missing: 0 });
       const done = await settled(h, hook.id, 3, 'succeeded');
       expect(done.map((d) => d.id)).toEqual(failed.map((d) => d.id));
       expect(done.every((d) => d.attempts === 2)).toBe(true);
 
       // Nothing failed is left in the window; the sibling webhook's failures were not touched.
-      expect((await recover({ since: new Date(start).toISOString() })).body.data).toEqual({ queued: 0 });
+      expect((await recover({ since: new Date(start).toISOString() })).body.data).toEqual({
+        queued: 0,
+        failed: 0,
+        missing: 0,
+      });
       await sleep(200);
       expect((await h.deliveries(sibling.id)).map((d) => [d.status, d.attempts])).toEqual([
         ['failed', 1],
@@ -227,7 +231,7 @@ for (const database of DATABASES) {
       }
       const ok = await recover({ since: iso(now - 14 * DAY_MS + 60_000) });
       expect(ok.status).toBe(202);
-      expect(ok.body.data).toEqual({ queued: 0 });
+      expect(ok.body.data).toEqual({ queued: 0, failed: 0, missing: 0 });
     });
 
     it('sends a webhook.test event to this webhook only, also while it is paused, marked as a test', async () => {
@@ -292,7 +296,7 @@ for (const database of DATABASES) {
       const recovered = await h.operator('POST', `${base}/recover`, {
         since: new Date(Date.now() - DAY_MS).toISOString(),
       });
-      expect(recovered.body.data).toEqual({ queued: 0 });
+      expect(recovered.body.data).toEqual({ queued: 0, failed: 0, missing: 0 });
     });
   });
 }

@@ -279,7 +279,7 @@ describe('tenant portal in Chromium', () => {
       await page.getByRole('heading', { name: 'New webhook' }).waitFor();
       await page.getByLabel('Endpoint URL').fill('http://example.com/hooks');
       await page.getByRole('checkbox', { name: /invoice\.paid/ }).check();
-      await page.getByLabel('Retries').fill('11');
+      await page.getByLabel('Retries', { exact: true }).fill('11');
       await page.getByRole('button', { name: 'Create webhook' }).click();
       await page.getByText('Please correct the fields marked below.').waitFor();
 
@@ -327,6 +327,104 @@ describe('tenant portal in Chromium', () => {
       const after = (await h.tenantApi('GET', `/api/v1/webhooks/${webhookId}`)).body.data.secret;
       expect(after).not.toBe(before);
       await page.getByText(after).waitFor();
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'shows a failing webhook as failing in the list, and on its page what happened and what comes next',
+    async () => {
+      const flaky = (await h.tenantApi('GET', '/api/v1/webhooks')).body.data.find(
+        (w: { name: string }) => w.name === 'Flaky receiver',
+      );
+      // Failing for two hours, its next probe in one: as the breaker leaves it (src/store/breaker.ts).
+      // It stays failing for the views below: nothing is sent to it any more.
+      const since = Date.now() - 2 * 3_600_000;
+      const probe = Date.now() + 80 * 60_000;
+      await h.service.store.db
+        .updateTable('webhooks')
+        .set({ breaker_opened_at: since, next_probe_at: probe })
+        .where('id', '=', flaky.id)
+        .execute();
+      // And one switched off by the service, as a 410 Gone leaves it.
+      const gone = await h.webhook({
+        url: h.receiver.url('/gone'),
+        name: 'Gone receiver',
+        events: ['invoice.paid'],
+      });
+      await h.service.store.db
+        .updateTable('webhooks')
+        .set({ is_active: 0, disabled_reason: 'The endpoint answered 410 Gone.', disabled_at: since })
+        .where('id', '=', gone.id)
+        .execute();
+
+      const page = await signedIn();
+      const row = (name: string) => page.locator('.webhook-table tbody tr', { hasText: name });
+      await row('Flaky receiver').getByText('Failing', { exact: true }).waitFor();
+      await row('Flaky receiver')
+        .getByText(/Endpoint down, noticed 2 hours ago/)
+        .waitFor();
+      await row('Gone receiver').getByText('Auto-disabled', { exact: true }).waitFor();
+      await row('Gone receiver').getByText('The endpoint answered 410 Gone.').waitFor();
+      await row('Portal receiver').getByText('Active', { exact: true }).waitFor();
+      expect(describeViolations(await seriousViolations(page)), 'list').toBe('');
+
+      await page.getByRole('link', { name: 'Flaky receiver' }).click();
+      const banner = page.getByRole('region', { name: 'This webhook is failing' });
+      await banner.waitFor();
+      const text = await banner.textContent();
+      expect(text).toContain('2 hours ago');
+      expect(text).toContain('its endpoint did not answer successfully');
+      expect(text).toMatch(/one is sent as a probe at .+\(in 1 hour\)/);
+      expect(text).toContain('those that failed during the outage');
+      await page.locator('.page-header').getByText('Failing', { exact: true }).waitFor();
+      expect(describeViolations(await seriousViolations(page)), 'failing page').toBe('');
+
+      await page.goto(`${base}/portal/webhooks/${gone.id}`);
+      const off = page.getByRole('region', { name: 'Switched off by the service' });
+      await off.waitFor();
+      expect(await off.textContent()).toMatch(/410 Gone\. Switched off on .+\(2 hours ago\)/);
+      await off.getByText(/activate the webhook: deliveries resume/).waitFor();
+      expect(describeViolations(await seriousViolations(page)), 'disabled page').toBe('');
+      // Activated again, it is healthy: the banner goes.
+      await page.getByRole('button', { name: 'Activate' }).click();
+      await page.locator('.page-header').getByText('Active', { exact: true }).waitFor();
+      await off.waitFor({ state: 'detached' });
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'recovers the events a webhook missed while paused, from the recovery form',
+    async () => {
+      await h.tenantApi('PATCH', `/api/v1/webhooks/${webhookId}`, { is_active: false });
+      const missed = await h.publish('invoice.paid', { invoice_id: 99 });
+      expect((await h.deliveries(Number(webhookId))).some((d) => d.event_id === missed.id)).toBe(false);
+      await h.tenantApi('PATCH', `/api/v1/webhooks/${webhookId}`, { is_active: true });
+
+      const page = await signedIn(1280, `/portal/webhooks/${webhookId}`);
+      await page.getByRole('heading', { name: 'Portal receiver' }).waitFor();
+      const option = page.getByRole('checkbox', { name: /Also send the events this webhook missed/ });
+      expect(await option.isChecked()).toBe(false);
+      await option.check();
+      await page.getByRole('button', { name: 'Recover failed deliveries' }).click();
+      await page.getByText('No failed deliveries in this window; 1 missed event queued.').waitFor();
+      const received = await waitFor(
+        () => h.receiver.at('/portal-hook').find((r) => JSON.parse(r.body).id === missed.id),
+        10_000,
+        'the missed event',
+      );
+      expect(received.headers['x-webhook-event']).toBe('invoice.paid');
+      // Newest first: the missed event's delivery heads the log.
+      await page
+        .locator('.log-table tbody tr', { hasText: 'invoice.paid' })
+        .first()
+        .getByText('Succeeded')
+        .waitFor();
+
+      // Sent once: asked again, nothing is missing.
+      await page.getByRole('button', { name: 'Recover failed deliveries' }).click();
+      await page.getByText('No failed deliveries in this window; no missed events.').waitFor();
     },
     TIMEOUT,
   );

@@ -1,15 +1,20 @@
 import type { DeliveryStatus, Webhook } from '../api';
 
-export type WebhookState = 'active' | 'paused' | 'disabled';
+export type WebhookState = 'active' | 'failing' | 'paused' | 'disabled';
 
-/** Active, paused by the tenant, or switched off by the service (with its reason). */
+/**
+ * Active, failing (its endpoint is down: deliveries held), paused by the tenant, or switched off
+ * by the service (with its reason). Paused wins over failing: paused, it sends nothing anyway.
+ */
 export function webhookState(webhook: Webhook): WebhookState {
-  if (webhook.is_active) return 'active';
+  if (webhook.health === 'disabled') return 'disabled';
+  if (webhook.is_active) return webhook.health === 'failing' ? 'failing' : 'active';
   return webhook.disabled_reason ? 'disabled' : 'paused';
 }
 
 const STATE_LABELS: Record<WebhookState, string> = {
   active: 'Active',
+  failing: 'Failing',
   paused: 'Paused',
   disabled: 'Auto-disabled',
 };

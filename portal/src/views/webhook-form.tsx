@@ -63,6 +63,9 @@ function Form({ catalog, webhook }: { catalog: EventType[]; webhook?: Webhook | 
   }, [catalog]);
 
   const all = events.has(ALL);
+  /** Whether `*` includes the type: all but the service's own events, which are chosen by name. */
+  const covered = (type: EventType) => all && !type.operational;
+  const operational = new Set(catalog.filter((e) => e.operational).map((e) => e.type));
   const toggle = (type: string, on: boolean) => {
     const next = new Set(events);
     if (on) next.add(type);
@@ -78,7 +81,7 @@ function Form({ catalog, webhook }: { catalog: EventType[]; webhook?: Webhook | 
     setFailure(undefined);
     const input: WebhookInput = {
       url: url.trim(),
-      events: all ? [ALL] : [...events],
+      events: all ? [ALL, ...[...events].filter((type) => operational.has(type))] : [...events],
       headers: Object.fromEntries(
         headers.filter((h) => h.name.trim() || h.value).map((h) => [h.name.trim(), h.value]),
       ),
@@ -162,18 +165,21 @@ function Form({ catalog, webhook }: { catalog: EventType[]; webhook?: Webhook | 
           <input type="checkbox" checked={all} onChange={(e) => toggle(ALL, e.currentTarget.checked)} />
           <span>
             <strong>All events</strong>
-            <span class="muted"> — every type, including ones added later</span>
+            <span class="muted">
+              {' '}
+              — every type, including ones added later, but the service's own (choose those by name)
+            </span>
           </span>
         </label>
         <div class="event-groups">
           {categories.map(([category, types]) => (
-            <fieldset class="event-group" key={category} disabled={all}>
+            <fieldset class="event-group" key={category} disabled={types.every(covered)}>
               <legend>{categoryLabel(category)}</legend>
               {types.map((type) => (
                 <label class="check" key={type.type}>
                   <input
                     type="checkbox"
-                    checked={all || events.has(type.type)}
+                    checked={covered(type) || events.has(type.type)}
                     onChange={(e) => toggle(type.type, e.currentTarget.checked)}
                     aria-describedby={`event-${type.type.replace(/\W/g, '-')}-description`}
                   />

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Webhook } from '../api';
-import { StateBadge } from '../components/badges';
+import { StateBadge, webhookState } from '../components/badges';
 import { Sparkline } from '../components/sparkline';
 import { Empty, ErrorState, Loading } from '../components/states';
 import { dateTime, plural, timeAgo } from '../format';
@@ -85,7 +85,18 @@ export function WebhookList() {
                   <td data-label="Events">{eventCount(webhook)}</td>
                   <td data-label="State">
                     <StateBadge webhook={webhook} />
-                    {webhook.disabled_reason && <span class="reason">{webhook.disabled_reason}</span>}
+                    {webhookState(webhook) === 'failing' && webhook.failing_since && (
+                      <span class="reason">
+                        Endpoint down, noticed{' '}
+                        <time dateTime={webhook.failing_since} title={dateTime(webhook.failing_since)}>
+                          {timeAgo(webhook.failing_since)}
+                        </time>
+                        ; deliveries held
+                      </span>
+                    )}
+                    {webhookState(webhook) === 'disabled' && webhook.disabled_reason && (
+                      <span class="reason">{webhook.disabled_reason}</span>
+                    )}
                   </td>
                   <td data-label="Last success">
                     <When iso={webhook.last_success_at} kind="success" />

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { ApiError, api, type StatsWindow, type Webhook } from '../api';
+import { ApiError, api, type Recovered, type StatsWindow, type Webhook } from '../api';
 import { StateBadge } from '../components/badges';
 import { DeliveriesChart, DurationChart } from '../components/charts';
 import { Dialog } from '../components/dialog';
@@ -9,6 +9,7 @@ import { dateTime, localInputValue, percent, plural, timeAgo } from '../format';
 import { useLoad } from '../load';
 import { Link, navigate } from '../router';
 import { DeliveryLog } from './delivery-log';
+import { HealthBanner } from './health-banner';
 import { PageHeader } from './page-header';
 
 const GRACE_PERIODS: [number, string][] = [
@@ -249,10 +250,21 @@ function Stats({ webhookId, refresh }: { webhookId: string; refresh: number }) {
   );
 }
 
+/** What a recovery queued, in words: the failed deliveries, and the missed events when asked. */
+function recoveredText({ failed, missing }: Recovered, askedMissing: boolean): string {
+  const again =
+    failed === 0
+      ? 'No failed deliveries in this window'
+      : `${plural(failed, 'failed delivery', 'failed deliveries')} queued again`;
+  if (!askedMissing) return `${again}.`;
+  return `${again}; ${missing === 0 ? 'no missed events' : `${plural(missing, 'missed event')} queued`}.`;
+}
+
 function Recover({ webhookId, onQueued }: { webhookId: string; onQueued: (n: number) => void }) {
   const now = Date.now();
   const [since, setSince] = useState(localInputValue(now - 86_400_000));
   const [until, setUntil] = useState(localInputValue(now));
+  const [missing, setMissing] = useState(false);
   const [errors, setErrors] = useState<Record<string, string[]>>({});
   const [result, setResult] = useState<string | undefined>(undefined);
   const [busy, setBusy] = useState(false);
@@ -263,18 +275,18 @@ function Recover({ webhookId, onQueued }: { webhookId: string; onQueued: (n: num
     setErrors({});
     setResult(undefined);
     const iso = (local: string) => (local ? new Date(local).toISOString() : '');
+    // The fields name minutes: "until 14:05" takes in all of 14:05 (the API stops at now), or the
+    // window would leave out what happened in the minute the page was opened.
+    const endOf = (local: string) => new Date(new Date(local).getTime() + 59_999).toISOString();
     try {
       if (!since) {
         setErrors({ since: ['Choose where the window starts.'] });
         return;
       }
-      const queued = (await api.recover(webhookId, iso(since), until ? iso(until) : undefined)).data.queued;
-      setResult(
-        queued === 0
-          ? 'No failed deliveries in this window.'
-          : `${plural(queued, 'failed delivery', 'failed deliveries')} queued again.`,
-      );
-      onQueued(queued);
+      const recovered = (await api.recover(webhookId, iso(since), until ? endOf(until) : undefined, missing))
+        .data;
+      setResult(recoveredText(recovered, missing));
+      onQueued(recovered.queued);
     } catch (e) {
       const error = e instanceof ApiError ? e : new ApiError(0, String(e));
       setErrors(Object.keys(error.fieldErrors).length ? error.fieldErrors : { since: [error.message] });
@@ -290,7 +302,8 @@ function Recover({ webhookId, onQueued }: { webhookId: string; onQueued: (n: num
       </div>
       <p class="muted small">
         After an outage on your side: send every delivery that failed in a time window again (up to 14 days
-        back).
+        back). Events published while the webhook was paused or switched off were not queued for it; tick the
+        box to send them too, once each.
       </p>
       <form class="recover-form" onSubmit={submit} noValidate>
         <Field id="recover-since" label="From" errors={errors.since}>
@@ -313,6 +326,10 @@ function Recover({ webhookId, onQueued }: { webhookId: string; onQueued: (n: num
             />
           )}
         </Field>
+        <label class="check recover-missing">
+          <input type="checkbox" checked={missing} onChange={(e) => setMissing(e.currentTarget.checked)} />
+          <span>Also send the events this webhook missed while it was paused or switched off</span>
+        </label>
         <button type="submit" class="button" disabled={busy}>
           {busy ? 'Queuing…' : 'Recover failed deliveries'}
         </button>
@@ -425,14 +442,7 @@ export function WebhookPage({ id }: { id: string }) {
         }
       />
       <Notices notice={notice} />
-      {webhook.disabled_reason && !webhook.is_active && (
-        <p class="notice notice-error">
-          <strong>
-            Switched off by the service{webhook.disabled_at ? ` ${timeAgo(webhook.disabled_at)}` : ''}:
-          </strong>{' '}
-          {webhook.disabled_reason} Fix your endpoint, then activate the webhook again.
-        </p>
-      )}
+      <HealthBanner webhook={webhook} />
       <div class="grid-2">
         <SecretCard webhook={webhook} onRotated={(w) => setOverride({ ...webhook, ...w })} say={setNotice} />
         <Details webhook={webhook} />

@@ -9,6 +9,7 @@ import type { Store } from '../../store/db.js';
 import {
   findDelivery,
   listDeliveries,
+  queueMissedEvents,
   queueTestDelivery,
   type RecoverProgress,
   recoverFailedDeliveries,
@@ -246,8 +247,12 @@ export function deliveryRoutes(
           {
             schema: {
               ...schema,
-              summary: 'Queue again every failed delivery of a time window',
-              description: `\`since\` at most ${RECOVER_MAX_DAYS} days ago; \`until\` defaults to now.`,
+              summary: 'Queue again every failed delivery of a time window, and the events missed',
+              description:
+                `\`since\` at most ${RECOVER_MAX_DAYS} days ago; \`until\` defaults to now. Each is one ` +
+                'attempt by hand, sent even while the webhook is paused. With `missing: true`, the ' +
+                'events of the window that the webhook missed while it was paused or switched off ' +
+                'are sent too, once each: a second recovery finds they have a delivery.',
               params: webhookParams,
               body: RecoverBody,
               response: { 202: envelope(Recovered), ...errors },
@@ -266,15 +271,19 @@ export function deliveryRoutes(
               addError(problems, 'until', 'The until must not be before since.');
             }
             if (since === undefined || Object.keys(problems).length > 0) throw validationFailed(problems);
-            const queued = await recoverFailedDeliveries(
+            const window = { since, until: Math.min(until, now) };
+            const failed = await recoverFailedDeliveries(
               store,
               tenant.id,
               webhook.id,
-              { since, until: Math.min(until, now) },
+              window,
               options.onRecoverProgress,
             );
+            const missing = request.body.missing
+              ? await queueMissedEvents(store, tenant.id, webhook, window, options.onRecoverProgress)
+              : 0;
             reply.code(202);
-            return { data: { queued }, meta: meta(request) };
+            return { data: { queued: failed + missing, failed, missing }, meta: meta(request) };
           },
         );
 
