@@ -150,11 +150,15 @@ export async function claimDeliveries(store: Store, options: ClaimOptions): Prom
   type Row = Omit<ClaimedDelivery, 'headers'> & { headers: string; next_attempt_at: number };
   let rows: Row[];
   if (postgres) {
-    // One round trip: lease the rows and read what sending them needs.
+    // One round trip: lease the rows and read what sending them needs. The ids are gathered into
+    // an array first (an init plan, run once) and found by primary key: as `in (...)`, PostgreSQL
+    // may plan a hash semi-join that reads the whole table on every claim (60 to 200 ms at 50,000
+    // deliveries, instead of 1 to 2).
     ({ rows } = await sql<Row>`
       update deliveries set ${lease}
       from webhooks w, events e
-      where w.id = deliveries.webhook_id and e.id = deliveries.event_id and deliveries.id in (${candidates})
+      where w.id = deliveries.webhook_id and e.id = deliveries.event_id
+        and deliveries.id = any(array(${candidates}))
       returning deliveries.id, deliveries.tenant_id, deliveries.webhook_id, deliveries.event_id,
         e.type as event_type, deliveries.attempts, e.payload, w.url, w.headers, w.timeout_seconds,
         w.retry_count, w.secret_ciphertext, w.previous_secret_ciphertext, w.previous_secret_expires_at,

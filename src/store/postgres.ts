@@ -41,8 +41,19 @@ export function pgConfig(
   timeouts: DatabaseConfig,
   unbounded = false,
 ): pg.ClientConfig {
+  // Short statements on indexes, planned for tables whose size the planner may overestimate:
+  // compiling them (JIT) costs more than running them, 50 to 150 ms a claim. The URL's own
+  // `options` come after, so that a setting there wins; the connection string's options replace
+  // the config's in pg, hence both go into the URL.
+  const connection = new URL(url);
+  const options = [
+    '-c jit=off',
+    connection.searchParams.get('options'),
+    schema && `-c search_path=${schema}`,
+  ];
+  connection.searchParams.set('options', options.filter(Boolean).join(' '));
   return {
-    connectionString: url,
+    connectionString: connection.href,
     types: pgTypes,
     application_name: 'plandocket-webhooks',
     connectionTimeoutMillis: timeouts.connectTimeoutMs,
@@ -53,9 +64,6 @@ export function pgConfig(
       statement_timeout: timeouts.statementTimeoutMs,
       query_timeout: answerTimeoutMs(timeouts),
     }),
-    // Short statements on indexes, planned for tables whose size the planner may overestimate:
-    // compiling them (JIT) would cost more than running them, tens of milliseconds a claim.
-    options: `-c jit=off${schema ? ` -c search_path=${schema}` : ''}`,
   };
 }
 
