@@ -360,6 +360,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
   if (env.ADMIN_TOKEN && env.ADMIN_TOKEN.length < 16) {
     throw new ConfigError('ADMIN_TOKEN must be at least 16 characters long');
   }
+  const allowHttpTargets = boolean(env, 'ALLOW_HTTP_TARGETS');
   const plain = {
     port: port(env),
     host: env.HOST || '0.0.0.0',
@@ -369,7 +370,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     baseDomain,
     rateLimits: Object.fromEntries(PLANS.map((plan) => [plan, rateLimit(env, plan)])) as RateLimits,
     logLevel: logLevel(env),
-    allowHttpTargets: boolean(env, 'ALLOW_HTTP_TARGETS'),
+    allowHttpTargets,
     allowedTargetCidrs: cidrs(env),
     database: database(env),
     delivery: delivery(env),
@@ -377,7 +378,7 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
     retentionDays: count(env, 'RETENTION_DAYS', 30, 3650),
     portal: portal(env),
     mail: mail(env, baseDomain),
-    operatorWebhook: operatorWebhook(env, boolean(env, 'ALLOW_HTTP_TARGETS')),
+    operatorWebhook: operatorWebhook(env, allowHttpTargets),
   };
   const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;
 

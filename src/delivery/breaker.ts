@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import { type BreakerChanges, queueProbes } from '../store/breaker.js';
 import type { Store } from '../store/db.js';
-import { wakeWorkers } from '../store/wakeups.js';
+import { BackgroundJob } from './upkeep.js';
 import type { WorkerLog } from './worker-log.js';
 
 /** How often a worker looks for failing webhooks whose probe is due (or the interval, if shorter). */
@@ -14,13 +14,15 @@ const LOOK_EVERY_MS = 5_000;
  */
 export class Breaker {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly probing: BackgroundJob;
 
   constructor(
     private readonly config: Config,
     private readonly store: Store,
     private readonly log: WorkerLog,
-  ) {}
+  ) {
+    this.probing = new BackgroundJob('queueing probes', log);
+  }
 
   start(): void {
     const every = Math.min(LOOK_EVERY_MS, this.config.delivery.recoveryProbeIntervalMs);
@@ -29,19 +31,14 @@ export class Breaker {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.running;
+    await this.probing.done();
   }
 
   private probe(): void {
-    if (this.running) return;
-    this.running = queueProbes(this.store, Date.now(), this.config.delivery.recoveryProbeIntervalMs)
-      .then((queued) => {
-        if (queued > 0) this.log.info({ probes: queued }, 'probing failing webhooks');
-      })
-      .catch((error) => this.log.warn({ err: error }, 'queueing probes failed; trying again later'))
-      .finally(() => {
-        this.running = undefined;
-      });
+    this.probing.start(async () => {
+      const queued = await queueProbes(this.store, Date.now(), this.config.delivery.recoveryProbeIntervalMs);
+      if (queued > 0) this.log.info({ probes: queued }, 'probing failing webhooks');
+    });
   }
 
   changed(changes: BreakerChanges): void {
@@ -54,10 +51,6 @@ export class Breaker {
     }
     for (const { webhookId, caughtUp } of changes.recovered) {
       this.log.info({ webhook: webhookId, caught_up: caughtUp }, 'webhook recovered: its deliveries go on');
-    }
-    // Its held and caught-up deliveries are due now, in this worker and others.
-    if (changes.recovered.length > 0) {
-      wakeWorkers(this.store).catch((error) => this.log.warn({ err: error }, 'waking workers failed'));
     }
   }
 }

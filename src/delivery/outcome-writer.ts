@@ -75,8 +75,9 @@ export class OutcomeWriter {
           this.rules,
         );
         if (breaker.failing.length > 0 || breaker.recovered.length > 0) this.hooks.breakerChanged(breaker);
-        // Operational events queued deliveries (to this worker or others) and mails.
-        if (announced.deliveries > 0)
+        // Due now, in this worker or others: deliveries of operational events, and a recovered
+        // webhook's held and caught-up ones. Operational events may also have queued mails.
+        if (announced.deliveries > 0 || breaker.recovered.length > 0)
           wakeWorkers(this.store).catch((error) => this.log.warn({ err: error }, 'waking workers failed'));
         if (announced.mails > 0) wakeMailers(this.store);
         // Written already (a commit whose answer was lost), or taken over by another worker after

@@ -13,7 +13,7 @@ const REFRESH_AFTER = 1000;
 const DAY_MS = 86_400_000;
 
 /** One job beside the claims, one run at a time; a failed run is logged and tried again later. */
-class Job {
+export class BackgroundJob {
   private running: Promise<void> | undefined;
 
   constructor(
@@ -44,8 +44,8 @@ class Job {
  * statistics fresh (PostgreSQL). Neither holds up claims.
  */
 export class Upkeep {
-  private readonly pruning: Job;
-  private readonly refreshing: Job;
+  private readonly pruning: BackgroundJob;
+  private readonly refreshing: BackgroundJob;
   private pruneTimer: NodeJS.Timeout | undefined;
   private running = false;
   private claimedSinceAnalyze = 0;
@@ -57,8 +57,8 @@ export class Upkeep {
     private readonly store: Store,
     private readonly log: WorkerLog,
   ) {
-    this.pruning = new Job('pruning old deliveries', log);
-    this.refreshing = new Job('refreshing queue statistics', log);
+    this.pruning = new BackgroundJob('pruning old deliveries', log);
+    this.refreshing = new BackgroundJob('refreshing queue statistics', log);
   }
 
   start(): void {

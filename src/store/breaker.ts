@@ -36,26 +36,30 @@ export interface BreakerChanges {
   recovered: { webhookId: number; failingSince: number; caughtUp: number }[];
 }
 
+/** A webhook as the breaker sees it, after the stats of the batch were written. */
+export interface BreakerWebhook {
+  id: number;
+  is_active: number;
+  breaker_opened_at: number | null;
+  probe_delivery_id: string | null;
+  last_success_at: number | null;
+}
+
 /** Probes chosen at once, at most, by one worker. */
 const PROBE_BATCH = 100;
 
 /**
- * Opens and closes the breakers of the webhooks of a batch of written outcomes (after their
- * stats are updated, so a success in the batch counts).
+ * Opens and closes the breakers of the webhooks of a batch of written outcomes, given as they
+ * are after its stats were updated (so a success in the batch counts) and switched off if it was.
  */
 export async function applyBreaker(
   trx: Transaction<Database>,
   outcomes: Outcome[],
+  webhooks: BreakerWebhook[],
   now: number,
   settings: BreakerSettings,
 ): Promise<BreakerChanges> {
   const changes: BreakerChanges = { failing: [], recovered: [] };
-  const webhookIds = [...new Set(outcomes.map((o) => o.delivery.webhook_id))];
-  const webhooks = await trx
-    .selectFrom('webhooks')
-    .select(['id', 'is_active', 'breaker_opened_at', 'probe_delivery_id', 'last_success_at'])
-    .where('id', 'in', webhookIds)
-    .execute();
   for (const webhook of webhooks) {
     const own = outcomes.filter((o) => o.delivery.webhook_id === webhook.id);
     if (webhook.breaker_opened_at !== null) {

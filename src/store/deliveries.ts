@@ -1,6 +1,6 @@
 import { type RawBuilder, sql, type Transaction } from 'kysely';
 import type { Decision } from '../domain/outcome.js';
-import { applyBreaker, type BreakerChanges, type BreakerSettings } from './breaker.js';
+import { applyBreaker, type BreakerChanges, type BreakerSettings, type BreakerWebhook } from './breaker.js';
 import type { Dialect, Store } from './db.js';
 import { announce, type OperationalEvent } from './operational-events.js';
 import type { Database } from './schema.js';
@@ -385,7 +385,8 @@ export async function recordOutcomes(
       else byWebhook.set(o.delivery.webhook_id, [o]);
     }
     // A success in the batch resets the failure count to the failures after it; otherwise they add up.
-    await sql`
+    // What the breaker needs of the webhooks comes back with the update.
+    const { rows: webhooks } = await sql<BreakerWebhook>`
       update webhooks set
         last_triggered_at = s.triggered_at,
         last_success_at = coalesce(s.success_at, webhooks.last_success_at),
@@ -408,9 +409,12 @@ export async function recordOutcomes(
           };
         }),
       )}
-      where webhooks.id = s.id`.execute(trx);
+      where webhooks.id = s.id
+      returning webhooks.id, webhooks.is_active, webhooks.breaker_opened_at, webhooks.probe_delivery_id,
+        webhooks.last_success_at`.execute(trx);
 
     const told: OperationalEvent[] = [];
+    const switchedOff = new Set<number>();
     for (const { delivery, attempt, decision } of kept) {
       if (decision.status !== 'failed') continue;
       const webhookId = delivery.webhook_id;
@@ -437,12 +441,19 @@ export async function recordOutcomes(
           .where('is_active', '=', 1)
           .executeTakeFirst();
         if (Number(numUpdatedRows) > 0) {
+          switchedOff.add(webhookId);
           const why = decision.deactivateWebhook ? 'gone' : 'failing_too_long';
           told.push({ type: 'webhook.disabled', webhookId, reason: why, detail: reason });
         }
       }
     }
-    const breaker = await applyBreaker(trx, kept, now, rules.breaker);
+    const breaker = await applyBreaker(
+      trx,
+      kept,
+      webhooks.map((w) => (switchedOff.has(w.id) ? { ...w, is_active: 0 } : w)),
+      now,
+      rules.breaker,
+    );
     for (const { webhookId, since, nextProbeAt } of breaker.failing)
       told.push({ type: 'webhook.failing', webhookId, since, nextProbeAt });
     for (const { webhookId, failingSince, caughtUp } of breaker.recovered)

@@ -4,7 +4,12 @@ import type { Store } from '../../src/store/db.js';
 import { queueMissedEvents, RECOVER_BATCH, type RecoverProgress } from '../../src/store/delivery-log.js';
 import { eventBody, newDeliveryRow } from '../../src/store/events.js';
 import { findWebhook, type Webhook } from '../../src/store/webhooks.js';
-import { createDeliveryHarness, type DeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
+import {
+  clockPast,
+  createDeliveryHarness,
+  type DeliveryHarness,
+  waitFor,
+} from '../helpers/delivery-harness.js';
 import { DATABASES, describeContract, webhookBody } from '../helpers/harness.js';
 
 /**
@@ -14,7 +19,6 @@ import { DATABASES, describeContract, webhookBody } from '../helpers/harness.js'
  */
 
 const HOUR_MS = 3_600_000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Waits until the webhook has `count` deliveries, all in `status`; returns them oldest first. */
@@ -66,7 +70,7 @@ for (const database of DATABASES) {
       h.receiver.on('/replay', () => (state.down ? { status: 500 } : { status: 200 }));
       const start = Date.now();
       await h.publish('invoice.paid', { before: 'the webhook' });
-      await sleep(5);
+      await clockPast();
       const hook = await h.webhook({
         url: h.receiver.url('/replay'),
         events: ['invoice.paid', 'contact.created'],
@@ -169,9 +173,9 @@ for (const database of DATABASES) {
         is_active: false,
       });
       const early = await h.publish('invoice.paid', { n: 1 });
-      await sleep(5);
+      await clockPast();
       const middle = Date.now();
-      await sleep(5);
+      await clockPast(middle);
       const late = await h.publish('invoice.paid', { n: 2 });
 
       for (const body of [{ since: iso(start) }, { since: iso(start), missing: false }]) {

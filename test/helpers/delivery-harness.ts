@@ -236,6 +236,10 @@ export async function createDeliveryHarness(
 
 type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
 
+/** Waits until the clock has passed `mark` (ms): what happens next has a later time. */
+export const clockPast = (mark = Date.now()) =>
+  waitFor(() => Date.now() > mark, 1_000, 'the clock to move on');
+
 /** Polls until `check` returns a truthy value or `timeoutMs` passes. */
 export async function waitFor<T>(
   check: () => Promise<T> | T,
