@@ -4,7 +4,13 @@ import path from 'node:path';
 import { invalidCidr } from './domain/address-policy.js';
 import { type Mailbox, parseMailbox } from './domain/mail-address.js';
 import { PLANS, type Plan } from './domain/plans.js';
-import { DEFAULT_RETRY_SCHEDULE, parseDuration, parseSchedule } from './domain/retry-schedule.js';
+import {
+  DAY_MS,
+  DEFAULT_RETRY_SCHEDULE,
+  formatDuration,
+  parseDuration,
+  parseSchedule,
+} from './domain/retry-schedule.js';
 
 /** A rate limit per hour; `null` means unlimited. */
 export type RateLimits = Record<Plan, number | null>;
@@ -174,8 +180,6 @@ function count(env: Env, name: string, fallback: number, max: number): number {
   return Number(raw);
 }
 
-const DAY_MS = 86_400_000;
-
 /** A duration from `min` to `max` milliseconds. */
 function boundedDuration(env: Env, name: string, fallback: string, min: number, max: number): number {
   const ms = duration(env, name, fallback);
@@ -186,15 +190,6 @@ function boundedDuration(env: Env, name: string, fallback: string, min: number, 
   }
   return ms;
 }
-
-const formatDuration = (ms: number) =>
-  ms % DAY_MS === 0
-    ? `${ms / DAY_MS}d`
-    : ms % 3_600_000 === 0
-      ? `${ms / 3_600_000}h`
-      : ms % 60_000 === 0
-        ? `${ms / 60_000}m`
-        : `${ms}ms`;
 
 function delivery(env: Env): DeliveryConfig {
   const raw = env.RETRY_SCHEDULE || DEFAULT_RETRY_SCHEDULE;

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { DAY_MS } from '../domain/retry-schedule.js';
 import type { Store } from '../store/db.js';
 import { refreshQueueStatistics } from '../store/deliveries.js';
 import { pruneOldDeliveries } from '../store/retention.js';
@@ -10,7 +11,6 @@ const STATISTICS_EVERY_MS = 60_000;
 /** Deliveries claimed before the first refresh of a new queue's statistics, then between refreshes. */
 const FIRST_REFRESH_AFTER = 100;
 const REFRESH_AFTER = 1000;
-const DAY_MS = 86_400_000;
 
 /** One job beside the claims, one run at a time; a failed run is logged and tried again later. */
 export class BackgroundJob {

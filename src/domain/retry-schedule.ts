@@ -6,13 +6,21 @@
 
 export const DEFAULT_RETRY_SCHEDULE = '10s,1m,5m,30m,2h,5h,10h';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+export const DAY_MS = 86_400_000;
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
 
 /** `1500ms`, `10s`, `5m`, `2h`, `5d` -> milliseconds; undefined when it is not a duration. */
 export function parseDuration(text: string): number | undefined {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
   if (!match) return undefined;
   return Math.round(Number(match[1]) * (UNITS[match[2] as string] as number));
+}
+
+/** Milliseconds -> the largest unit that divides them: 259200000 -> `3d`, 1500 -> `1500ms`. */
+export function formatDuration(ms: number): string {
+  const [unit, size] = Object.entries(UNITS).findLast(([, size]) => ms % size === 0) ?? ['ms', 1];
+  return `${ms / size}${unit}`;
 }
 
 /** `10s,1m,5m` -> [10000, 60000, 300000]; undefined when an entry is not a duration. */

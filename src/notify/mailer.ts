@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import nodemailer, { type NodemailerError, type Transporter } from 'nodemailer';
 import type { Config } from '../config.js';
 import { settledWithin } from '../deadline.js';
-import { plannedDelay } from '../domain/retry-schedule.js';
+import { DAY_MS, plannedDelay } from '../domain/retry-schedule.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/db.js';
 import {
@@ -71,7 +71,6 @@ const SEND_BOUND_MS = 60_000;
 /** The lease outlasts a send, so that no other mailer takes over a mail still being sent. */
 const LEASE_MS = SEND_BOUND_MS + 30_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
-const DAY_MS = 86_400_000;
 /** Rejections of this message or recipient, as opposed to the session or the login. */
 const MESSAGE_REJECTIONS = new Set(['EENVELOPE', 'EMESSAGE']);
 

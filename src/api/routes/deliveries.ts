@@ -5,6 +5,7 @@ import type { Config } from '../../config.js';
 import { EVENT_TYPES } from '../../domain/events.js';
 import { addError, type FieldErrors } from '../../domain/field-errors.js';
 import type { DeliveryStatus } from '../../domain/outcome.js';
+import { DAY_MS } from '../../domain/retry-schedule.js';
 import type { Store } from '../../store/db.js';
 import {
   findDelivery,
@@ -34,7 +35,6 @@ import {
 } from '../schemas.js';
 import { tenantOr404 } from './tenants.js';
 
-const DAY_MS = 86_400_000;
 /** How far back a recovery may reach. */
 export const RECOVER_MAX_DAYS = 14;
 const DELIVERY_ID = /^dlv_[0-9A-HJKMNP-TV-Z]{26}$/;
