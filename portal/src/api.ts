@@ -79,10 +79,13 @@ export interface DeliveryDetail extends Delivery {
 
 export type StatsWindow = '24h' | '7d' | '30d';
 
+/** Deliveries created in the bucket, by current status; attempts started in it. */
 export interface StatsBucket {
   start: string;
   succeeded: number;
   failed: number;
+  pending: number;
+  cancelled: number;
   attempts: number;
   p50_duration_ms: number | null;
   p95_duration_ms: number | null;

@@ -184,13 +184,21 @@ export const StatsQuery = Type.Object({
 
 const StatsBucket = Type.Object({
   start: Timestamp,
-  succeeded: Type.Integer({ description: 'Deliveries that succeeded by an attempt started in this bucket.' }),
-  failed: Type.Integer({
-    description: 'Deliveries that failed for good by an attempt started in this bucket.',
+  succeeded: deliveriesInBucket('succeeded'),
+  failed: deliveriesInBucket('failed'),
+  pending: deliveriesInBucket('pending'),
+  cancelled: deliveriesInBucket('cancelled'),
+  attempts: Type.Integer({
+    description:
+      'Attempts started in this bucket, whenever their delivery was created: first attempts, ' +
+      'automatic retries, retries by hand and recoveries alike.',
   }),
-  attempts: Type.Integer({ description: 'Attempts started in this bucket.' }),
-  p50_duration_ms: Type.Union([Type.Integer(), Type.Null()]),
-  p95_duration_ms: Type.Union([Type.Integer(), Type.Null()]),
+  p50_duration_ms: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'The median duration of the attempts started in this bucket; null when none.',
+  }),
+  p95_duration_ms: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'The 95th percentile duration of the attempts started in this bucket; null when none.',
+  }),
 });
 
 export const WebhookStats = Type.Object({
@@ -203,11 +211,25 @@ export const WebhookStats = Type.Object({
       pending: Type.Integer(),
       succeeded: Type.Integer(),
       failed: Type.Integer(),
+const deliveriesInBucket = (status: string) =>
+  Type.Integer({
+    description: `Deliveries created in this bucket whose current status is \`${status}\`; summed over the series, \`counts.${status}\`.`,
+  });
+
       cancelled: Type.Integer(),
     },
-    { description: 'Deliveries created in the window, by status.' },
+    {
+      description:
+        'Deliveries created in the window, by current status: each delivery is counted once, in the ' +
+        'state it is in now, however many attempts, retries by hand or recoveries it took. Each ' +
+        "count is the sum of the series' counts of that status.",
+    },
   ),
-  series: Type.Array(StatsBucket, { description: 'Every bucket of the window, oldest first.' }),
+  series: Type.Array(StatsBucket, {
+    description:
+      'Every bucket of the window, oldest first: the deliveries of `counts` by the bucket they were ' +
+      'created in, and the attempts started in it.',
+  }),
 });
 
 export const EventType = Type.Object({

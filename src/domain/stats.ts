@@ -30,6 +30,11 @@ export function statsBuckets(window: StatsWindow, now: number): Buckets {
   return { bucket, size, count, start: Math.floor(now / size) * size - (count - 1) * size };
 }
 
+/** The start of each bucket, in order: bucket `i` holds [starts[i], starts[i] + size). */
+export function bucketStarts({ start, size, count }: Buckets): number[] {
+  return Array.from({ length: count }, (_, i) => start + i * size);
+}
+
 /**
  * The nearest-rank percentile (`p` between 0 and 1) of values given as [value, count] pairs;
  * null when there are none.

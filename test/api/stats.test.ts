@@ -6,11 +6,19 @@ import { describeContract, type Harness, storeEvent, webhookBody } from '../help
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
+type Status = 'pending' | 'succeeded' | 'failed' | 'cancelled';
+
 interface Stored {
   at: number;
-  status: 'pending' | 'succeeded' | 'failed' | 'cancelled';
+  status: Status;
   /** Durations of its attempts, the last one settling it (unless pending or cancelled). */
   durations: number[];
+  /**
+   * When each attempt started, and what it made of the delivery (by default a second apart from
+   * `at`, the last one leading to `status`): a delivery retried by hand or recovered has several
+   * attempts that settled it, one after each time it was queued again.
+   */
+  attempts?: { at: number; led_to: Status }[];
 }
 
 /** Deliveries and attempts written straight into the database, at times in the past. */
@@ -28,14 +36,15 @@ async function store(h: Harness, tenantId: number, webhookId: number, deliveries
       .execute();
     for (const [i, duration] of d.durations.entries()) {
       const last = i === d.durations.length - 1;
+      const given = d.attempts?.[i];
       await h.store.db
         .insertInto('attempts')
         .values({
           delivery_id: id,
           webhook_id: webhookId,
           number: i + 1,
-          delivery_status: last && d.status !== 'cancelled' ? d.status : 'pending',
-          started_at: d.at + i * 1000,
+          delivery_status: given?.led_to ?? (last && d.status !== 'cancelled' ? d.status : 'pending'),
+          started_at: given?.at ?? d.at + i * 1000,
           duration_ms: duration,
           request_headers: '{}',
           response_status: last && d.status === 'succeeded' ? 200 : 500,
@@ -54,6 +63,20 @@ async function webhook(h: Harness) {
     .data;
   return { ...tenant, webhookId: created.id as number };
 }
+
+type Counts = Record<Status, number>;
+
+/** The series' deliveries summed by status: what `counts` must say. */
+const sums = (series: Counts[]): Counts =>
+  series.reduce(
+    (sum, b) => ({
+      pending: sum.pending + b.pending,
+      succeeded: sum.succeeded + b.succeeded,
+      failed: sum.failed + b.failed,
+      cancelled: sum.cancelled + b.cancelled,
+    }),
+    { pending: 0, succeeded: 0, failed: 0, cancelled: 0 },
+  );
 
 describeContract('webhook statistics', (h) => {
   it.each([
@@ -88,6 +111,8 @@ describeContract('webhook statistics', (h) => {
           start: bucket.start,
           succeeded: 0,
           failed: 0,
+          pending: 0,
+          cancelled: 0,
           attempts: 0,
           p50_duration_ms: null,
           p95_duration_ms: null,
@@ -103,7 +128,7 @@ describeContract('webhook statistics', (h) => {
     expect(data.series).toHaveLength(24);
   });
 
-  it('counts deliveries created in the window by status, and buckets them by the attempt that settled them', async () => {
+  it('counts deliveries created in the window once each by current status, in the bucket they were created in; attempts by when they started', async () => {
     const { id: tenantId, key, webhookId } = await webhook(h());
     const now = Date.now();
     const thisHour = Math.floor(now / HOUR) * HOUR;
@@ -133,6 +158,8 @@ describeContract('webhook statistics', (h) => {
       start: new Date(thisHour).toISOString(),
       succeeded: 2,
       failed: 1,
+      pending: 1,
+      cancelled: 1,
       attempts: 7,
       // 20 40 60 100 300 500 1500: the 4th and the 7th by nearest rank
       p50_duration_ms: 100,
@@ -141,22 +168,110 @@ describeContract('webhook statistics', (h) => {
     // 12,345 ms is counted to 100 ms.
     expect(day.series[18]).toMatchObject({ succeeded: 0, failed: 1, attempts: 1, p50_duration_ms: 12_300 });
     expect(day.series.filter((b: { attempts: number }) => b.attempts > 0)).toHaveLength(2);
+    expect(sums(day.series)).toEqual(day.counts);
 
     const week = await stats('7d');
     expect(week.counts).toEqual({ pending: 1, succeeded: 3, failed: 2, cancelled: 1 });
     expect(week.series[3]).toMatchObject({ succeeded: 1, failed: 0, attempts: 1, p50_duration_ms: 70 });
-    const sum = (series: { succeeded: number; failed: number }[]) =>
-      series.reduce((s, b) => ({ succeeded: s.succeeded + b.succeeded, failed: s.failed + b.failed }), {
-        succeeded: 0,
-        failed: 0,
-      });
-    expect(sum(week.series)).toEqual({ succeeded: 3, failed: 2 });
+    expect(sums(week.series)).toEqual(week.counts);
 
     const month = await stats('30d');
     expect(month.counts).toEqual({ pending: 1, succeeded: 4, failed: 2, cancelled: 1 });
     expect(month.series[9]).toMatchObject({ succeeded: 1, attempts: 1, p95_duration_ms: 80 });
-    expect(sum(month.series)).toEqual({ succeeded: 4, failed: 2 });
+    expect(sums(month.series)).toEqual(month.counts);
   });
+
+  it('counts a delivery retried by hand or recovered once, in its current state, in the bucket it was created in', async () => {
+    const { id: tenantId, key, webhookId } = await webhook(h());
+    const thisHour = Math.floor(Date.now() / HOUR) * HOUR;
+    const hoursAgo = (n: number) => thisHour - n * HOUR + 60_000;
+    await store(h(), tenantId, webhookId, [
+      // Failed, failed again when retried by hand, then recovered: succeeded.
+      {
+        at: hoursAgo(5),
+        status: 'succeeded',
+        durations: [10, 20, 30],
+        attempts: [
+          { at: hoursAgo(5), led_to: 'failed' },
+          { at: hoursAgo(3), led_to: 'failed' },
+          { at: hoursAgo(0), led_to: 'succeeded' },
+        ],
+      },
+      // Failed three times: first by itself, then retried by hand, then recovered.
+      {
+        at: hoursAgo(2),
+        status: 'failed',
+        durations: [40, 50, 60],
+        attempts: [
+          { at: hoursAgo(2), led_to: 'failed' },
+          { at: hoursAgo(1), led_to: 'failed' },
+          { at: hoursAgo(0), led_to: 'failed' },
+        ],
+      },
+      // Failed, and retried by hand: waiting for its attempt.
+      {
+        at: hoursAgo(1),
+        status: 'pending',
+        durations: [70],
+        attempts: [{ at: hoursAgo(1), led_to: 'failed' }],
+      },
+    ]);
+    const data = (await h().api('GET', `/api/v1/webhooks/${webhookId}/stats`, { key })).json().data;
+    expect(data.counts).toEqual({ pending: 1, succeeded: 1, failed: 1, cancelled: 0 });
+    expect(sums(data.series)).toEqual(data.counts);
+    const at = (hours: number) => data.series[23 - hours];
+    expect(at(5)).toMatchObject({ succeeded: 1, failed: 0, pending: 0, attempts: 1 });
+    expect(at(3)).toMatchObject({ succeeded: 0, failed: 0, pending: 0, attempts: 1 });
+    expect(at(2)).toMatchObject({ succeeded: 0, failed: 1, pending: 0, attempts: 1 });
+    expect(at(1)).toMatchObject({ succeeded: 0, failed: 0, pending: 1, attempts: 2 });
+    expect(at(0)).toMatchObject({ succeeded: 0, failed: 0, pending: 0, attempts: 2, p50_duration_ms: 30 });
+    expect(data.series.reduce((n: number, b: { attempts: number }) => n + b.attempts, 0)).toBe(7);
+  });
+
+  it.each([
+    ['24h', 24, HOUR],
+    ['30d', 30, DAY],
+  ] as const)(
+    'window %s: puts a delivery made in each bucket, at its first and last millisecond, in that bucket',
+    async (window, count, size) => {
+      const { id: tenantId, key, webhookId } = await webhook(h());
+      const first = Date.parse(
+        (await h().api('GET', `/api/v1/webhooks/${webhookId}/stats?window=${window}`, { key })).json().data
+          .since,
+      );
+      // Bucket i gets i % 3 + 1 deliveries: its first millisecond, its last, and one between.
+      const statuses: Status[] = ['succeeded', 'failed', 'pending', 'cancelled'];
+      const deliveries: Stored[] = [];
+      for (let i = 0; i < count; i++) {
+        const start = first + i * size;
+        const times = [start, start + size - 1, start + size / 2].slice(0, (i % 3) + 1);
+        for (const at of times) {
+          if (at <= Date.now()) deliveries.push({ at, status: statuses[i % 4] as Status, durations: [] });
+        }
+      }
+      // Just before the window: in no bucket.
+      deliveries.push({ at: first - 1, status: 'succeeded', durations: [] });
+      await store(h(), tenantId, webhookId, deliveries);
+
+      const data = (
+        await h().api('GET', `/api/v1/webhooks/${webhookId}/stats?window=${window}`, { key })
+      ).json().data;
+      expect(Date.parse(data.since)).toBe(first);
+      for (const [i, bucket] of data.series.entries()) {
+        const start = first + i * size;
+        const expected = deliveries.filter((d) => d.at >= start && d.at < start + size).length;
+        const status = statuses[i % 4] as Status;
+        expect(bucket[status], `bucket ${i}`).toBe(expected);
+        expect(bucket.succeeded + bucket.failed + bucket.pending + bucket.cancelled, `bucket ${i}`).toBe(
+          expected,
+        );
+      }
+      expect(sums(data.series)).toEqual(data.counts);
+      expect(Object.values(data.counts).reduce((a: number, b) => a + (b as number), 0)).toBe(
+        deliveries.length - 1,
+      );
+    },
+  );
 
   it('counts nothing of another webhook', async () => {
     const { id: tenantId, key, webhookId } = await webhook(h());
@@ -196,5 +311,13 @@ describeContract('webhook statistics', (h) => {
       enum: ['24h', '7d', '30d'],
       default: '24h',
     });
+    // What each number counts, said in the document (wherever its schemas are kept).
+    const text = JSON.stringify(doc);
+    expect(stats.description).toContain('each counted once by its current status');
+    expect(text).toContain(
+      'Deliveries created in the window, by current status: each delivery is counted once',
+    );
+    expect(text).toContain('Deliveries created in this bucket whose current status is `failed`');
+    expect(text).toContain('Attempts started in this bucket');
   });
 });

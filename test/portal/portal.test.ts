@@ -24,6 +24,53 @@ const TIMEOUT = 90_000;
 const WIDTHS = [1280, 390] as const;
 const DOCS_SCREENSHOTS = path.resolve(import.meta.dirname, '../../docs/screenshots');
 
+/**
+ * Run in the page before its scripts: records each text drawn on a canvas with the box it covers
+ * (in the canvas's pixels), as `window.drawnText`. uPlot draws its axis labels this way.
+ */
+const RECORD_CANVAS_TEXT = `(() => {
+  const drawn = [];
+  window.drawnText = drawn;
+  const fillText = CanvasRenderingContext2D.prototype.fillText;
+  CanvasRenderingContext2D.prototype.fillText = function (text, x, y, ...rest) {
+    const m = this.measureText(text);
+    const align = this.textAlign;
+    const left = align === 'right' || align === 'end' ? x - m.width : align === 'center' ? x - m.width / 2 : x;
+    drawn.push({
+      canvas: this.canvas, text: String(text),
+      left, right: left + m.width, top: y - m.actualBoundingBoxAscent, bottom: y + m.actualBoundingBoxDescent,
+    });
+    return fillText.call(this, text, x, y, ...rest);
+  };
+})()`;
+
+interface ChartText {
+  /** The value axis's labels, and the highest of them. */
+  values: string[];
+  top: string;
+  /** Texts drawn past the canvas's edges, with where they begin. */
+  clipped: string[];
+  /** Whether the canvas lies within its card (nothing hides part of it). */
+  inCard: boolean;
+}
+
+/** What the page drew on each chart (labels of both axes), in the order of the charts. */
+const chartText = `[...document.querySelectorAll('.plot canvas')].map((canvas) => {
+  const drawn = window.drawnText.filter((t) => t.canvas === canvas);
+  // The value axis is on the left: its labels end before the plot begins, the time axis's are below.
+  const values = drawn.filter((t) => /^[0-9.,]+( ms| s)?$/.test(t.text) && !/[/:]|am|pm/.test(t.text));
+  const clipped = drawn.filter((t) => t.left < 0 || t.top < 0 || t.right > canvas.width || t.bottom > canvas.height);
+  const top = values.reduce((a, t) => (a && a.top <= t.top ? a : t), undefined);
+  const chart = canvas.getBoundingClientRect();
+  const card = canvas.closest('.card').getBoundingClientRect();
+  return {
+    values: [...new Set(values.map((t) => t.text))],
+    top: top ? top.text : '',
+    clipped: [...new Set(clipped.map((t) => t.text + ' at ' + Math.round(t.left) + ',' + Math.round(t.top)))],
+    inCard: chart.left >= card.left && chart.right <= card.right && chart.top >= card.top && chart.bottom <= card.bottom,
+  };
+})`;
+
 describe('tenant portal in Chromium', () => {
   let h: DeliveryHarness;
   let chromium: Awaited<ReturnType<typeof launchChromium>>;
@@ -45,8 +92,13 @@ describe('tenant portal in Chromium', () => {
     return page;
   }
 
-  async function signedIn(width = 1280, at = '/portal/'): Promise<Page> {
+  async function signedIn(
+    width = 1280,
+    at = '/portal/',
+    prepare?: (page: Page) => Promise<unknown>,
+  ): Promise<Page> {
     const page = await newPage(width);
+    await prepare?.(page);
     await page.goto(base + at);
     await page.getByLabel('API key').fill(key);
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -425,6 +477,77 @@ describe('tenant portal in Chromium', () => {
       // Sent once: asked again, nothing is missing.
       await page.getByRole('button', { name: 'Recover failed deliveries' }).click();
       await page.getByText('No failed deliveries in this window; no missed events.').waitFor();
+    },
+    TIMEOUT,
+  );
+
+  it(
+    'updates the cards and charts with the live log when a delivery settles, one statistics request per refresh at most',
+    async () => {
+      // Slow enough answers that the duration axis reads hundreds of milliseconds ("150 ms").
+      h.receiver.on('/portal-hook', () => ({ status: 200, delayMs: 150 }));
+      const statsUrl = `/api/v1/webhooks/${webhookId}/stats`;
+      const logUrl = `/api/v1/webhooks/${webhookId}/deliveries?`;
+      const page = await signedIn(1280, `/portal/webhooks/${webhookId}`);
+      const asked = { stats: 0, log: 0 };
+      page.on('request', (request) => {
+        const url = request.url();
+        if (url.includes(statsUrl)) asked.stats++;
+        if (url.includes(logUrl)) asked.log++;
+      });
+      const card = (label: string) =>
+        page.locator('.counts li', { has: page.getByText(label, { exact: true }) }).locator('.count-value');
+      await card('succeeded').waitFor();
+      const before = (await h.tenantApi('GET', statsUrl)).body.data.counts;
+      await card('succeeded').getByText(String(before.succeeded), { exact: true }).waitFor();
+
+      // Of the webhooks made so far, only this one takes booth.assigned.
+      const published = await h.publish('booth.assigned', { booth: 'C7' });
+      expect(published.deliveries).toBe(1);
+      // The page is not reloaded: the cards and the chart follow the log's refresh.
+      const after = String(before.succeeded + 1);
+      await page
+        .locator('.log-table tbody tr', { hasText: 'booth.assigned' })
+        .first()
+        .getByText('Succeeded')
+        .waitFor();
+      await card('succeeded').getByText(after, { exact: true }).waitFor();
+      await page.getByRole('img', { name: new RegExp(`: ${after} succeeded, `) }).waitFor();
+      const data = (await h.tenantApi('GET', statsUrl)).body.data;
+      expect(data.counts.succeeded).toBe(before.succeeded + 1);
+      expect(asked.stats).toBeGreaterThanOrEqual(1);
+      // Each refresh asks for the log and the statistics (the statistics first), once each at most.
+      expect(asked.stats).toBeLessThanOrEqual(asked.log + 1);
+    },
+    TIMEOUT,
+  );
+
+  it.each(WIDTHS)(
+    "draws the charts' axis labels whole, the attempt-duration axis's top one too, at %i pixels wide",
+    async (width) => {
+      const page = await signedIn(width, `/portal/webhooks/${webhookId}`, (p) =>
+        p.addInitScript(RECORD_CANVAS_TEXT),
+      );
+      await page.locator('.plot canvas').nth(1).waitFor();
+      const [deliveries, durations] = (await waitFor(async () => {
+        const charts = (await page.evaluate(chartText)) as ChartText[];
+        return charts.length === 2 && charts.every((c) => c.top !== '') && charts;
+      })) as ChartText[];
+      if (!deliveries || !durations) throw new Error('no charts');
+      // The previous test's answers took 150 ms: the top label is at least as wide as "100 ms".
+      expect(durations.top, durations.values.join(', ')).toMatch(/^(\d{3} ms|[\d.]+ s)$/);
+      expect(durations.clipped).toEqual([]);
+      expect(deliveries.clipped).toEqual([]);
+      expect([deliveries.inCard, durations.inCard]).toEqual([true, true]);
+
+      // Days instead of hours: other time labels, as whole.
+      await page.getByLabel('Window', { exact: true }).selectOption('30d');
+      await page.getByText('Deliveries by day of creation').waitFor();
+      const daily = (await waitFor(async () => {
+        const charts = (await page.evaluate(chartText)) as ChartText[];
+        return charts.length === 2 && charts.every((c) => c.top !== '') && charts;
+      })) as ChartText[];
+      expect(daily.flatMap((c) => c.clipped)).toEqual([]);
     },
     TIMEOUT,
   );

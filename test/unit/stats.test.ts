@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { percentile, statsBuckets } from '../../src/domain/stats.js';
+import { bucketStarts, percentile, statsBuckets } from '../../src/domain/stats.js';
 
 describe('statistics buckets', () => {
   const now = Date.parse('2026-11-26T21:11:23.456Z');
@@ -18,6 +18,24 @@ describe('statistics buckets', () => {
     const b = statsBuckets(window, now);
     expect(b).toMatchObject({ bucket: 'day', size: 86_400_000, count });
     expect(new Date(b.start).toISOString()).toBe(first);
+  });
+
+  it('lists the start of every bucket, in order, the last one holding now', () => {
+    const b = statsBuckets('7d', now);
+    const starts = bucketStarts(b);
+    expect(starts).toHaveLength(7);
+    expect(starts[0]).toBe(b.start);
+    expect(starts.map((s) => new Date(s).toISOString().slice(0, 10))).toEqual([
+      '2026-11-20',
+      '2026-11-21',
+      '2026-11-22',
+      '2026-11-23',
+      '2026-11-24',
+      '2026-11-25',
+      '2026-11-26',
+    ]);
+    const last = starts[6] as number;
+    expect(last <= now && now < last + b.size).toBe(true);
   });
 
   it('on the first millisecond of an hour, that hour is the last bucket', () => {

@@ -12,22 +12,26 @@ const TABS: { id: string; label: string; status?: DeliveryStatus }[] = [
   { id: 'pending', label: 'Pending', status: 'pending' },
 ];
 
-/** How often the log asks for news while it is open. */
+/** How often the log asks for news while it is open (the webhook page's statistics with it). */
 export const LOG_POLL_MS = 3000;
 
 /**
  * A webhook's deliveries, newest first, with tabs for the failed and pending ones and a filter by
- * event type. The first page updates itself while the page is open; older pages load on demand.
+ * event type. The first page updates itself on each beat of `pulse` while the page is open; older
+ * pages load on demand.
  */
 export function DeliveryLog({
   webhookId,
   catalog,
   refresh,
+  pulse,
 }: {
   webhookId: string;
   catalog: EventType[];
   /** Changes when something was queued from this page, to ask at once rather than at the next poll. */
   refresh: number;
+  /** The page's refresh cycle (`usePulse(LOG_POLL_MS)`), which the statistics follow too. */
+  pulse: number;
 }) {
   const [tab, setTab] = useState('all');
   const [event, setEvent] = useState('');
@@ -36,11 +40,9 @@ export function DeliveryLog({
   const [loadingOlder, setLoadingOlder] = useState(false);
   const status = TABS.find((t) => t.id === tab)?.status;
   const filter = { status, event: event || undefined };
-  const first = useLoad(
-    () => api.deliveries(webhookId, filter),
-    [webhookId, tab, event, refresh],
-    LOG_POLL_MS,
-  );
+  const first = useLoad(() => api.deliveries(webhookId, filter), [webhookId, tab, event, refresh], {
+    pulse,
+  });
 
   useEffect(() => {
     setOlder([]);

@@ -6,9 +6,9 @@ import { Dialog } from '../components/dialog';
 import { Field } from '../components/field';
 import { ErrorState, Loading, type Notice, Notices } from '../components/states';
 import { dateTime, localInputValue, percent, plural, timeAgo } from '../format';
-import { useLoad } from '../load';
+import { useLoad, usePulse } from '../load';
 import { Link, navigate } from '../router';
-import { DeliveryLog } from './delivery-log';
+import { DeliveryLog, LOG_POLL_MS } from './delivery-log';
 import { HealthBanner } from './health-banner';
 import { PageHeader } from './page-header';
 
@@ -192,9 +192,20 @@ function Details({ webhook }: { webhook: Webhook }) {
   );
 }
 
-function Stats({ webhookId, refresh }: { webhookId: string; refresh: number }) {
+const WINDOWS: Record<StatsWindow, string> = {
+  '24h': 'Last 24 hours',
+  '7d': 'Last 7 days',
+  '30d': 'Last 30 days',
+};
+
+/**
+ * The cards and charts of a window: deliveries created in it, each counted once as it is now (the
+ * cards are the charts' sums), and the attempts' durations. They refresh with the delivery log,
+ * on its pulse: one request per beat at most, none while the page is hidden.
+ */
+function Stats({ webhookId, refresh, pulse }: { webhookId: string; refresh: number; pulse: number }) {
   const [window, setWindow] = useState<StatsWindow>('24h');
-  const stats = useLoad(() => api.stats(webhookId, window), [webhookId, window, refresh], 30_000);
+  const stats = useLoad(() => api.stats(webhookId, window), [webhookId, window, refresh], { pulse });
   const data = stats.data?.data;
   const done = data ? data.counts.succeeded + data.counts.failed : 0;
   return (
@@ -208,9 +219,11 @@ function Stats({ webhookId, refresh }: { webhookId: string; refresh: number }) {
             value={window}
             onChange={(e) => setWindow(e.currentTarget.value as StatsWindow)}
           >
-            <option value="24h">Last 24 hours</option>
-            <option value="7d">Last 7 days</option>
-            <option value="30d">Last 30 days</option>
+            {Object.entries(WINDOWS).map(([value, label]) => (
+              <option key={value} value={value}>
+                {label}
+              </option>
+            ))}
           </select>
         </div>
       </div>
@@ -236,8 +249,12 @@ function Stats({ webhookId, refresh }: { webhookId: string; refresh: number }) {
               <span class="count-label">pending</span>
             </li>
           </ul>
+          <p class="muted small stats-note">
+            Deliveries created in the {WINDOWS[data.window].toLowerCase()}, each counted once by its current
+            status, however often it was retried or recovered.
+          </p>
           <figure class="chart">
-            <figcaption>Deliveries per {data.bucket}</figcaption>
+            <figcaption>Deliveries by {data.bucket} of creation</figcaption>
             <DeliveriesChart series={data.series} bucket={data.bucket} />
           </figure>
           <figure class="chart">
@@ -350,6 +367,7 @@ export function WebhookPage({ id }: { id: string }) {
   const [busy, setBusy] = useState<string | undefined>(undefined);
   const [deleting, setDeleting] = useState(false);
   const [refresh, setRefresh] = useState(0);
+  const pulse = usePulse(LOG_POLL_MS);
   const fresh = loaded.data?.data;
   const webhook =
     override && fresh && Date.parse(override.updated_at) >= Date.parse(fresh.updated_at)
@@ -447,8 +465,8 @@ export function WebhookPage({ id }: { id: string }) {
         <SecretCard webhook={webhook} onRotated={(w) => setOverride({ ...webhook, ...w })} say={setNotice} />
         <Details webhook={webhook} />
       </div>
-      <Stats webhookId={id} refresh={refresh} />
-      <DeliveryLog webhookId={id} catalog={catalog.data?.data ?? []} refresh={refresh} />
+      <Stats webhookId={id} refresh={refresh} pulse={pulse} />
+      <DeliveryLog webhookId={id} catalog={catalog.data?.data ?? []} refresh={refresh} pulse={pulse} />
       <Recover webhookId={id} onQueued={() => setRefresh(refresh + 1)} />
       <Dialog open={deleting} title="Delete this webhook?" onClose={() => setDeleting(false)}>
         <p>

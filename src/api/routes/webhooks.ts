@@ -248,9 +248,10 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
           tags,
           summary: "A webhook's delivery statistics",
           description:
-            'Deliveries created in the window by status, and per hour (24h) or day (7d, 30d): ' +
-            'deliveries that succeeded or failed for good, by the start of the attempt that settled ' +
-            'them, and the median and 95th percentile attempt duration.',
+            'Deliveries created in the window, each counted once by its current status (a delivery ' +
+            'retried by hand or recovered is not counted again), in total (`counts`) and per hour ' +
+            '(24h) or day (7d, 30d) of creation (`series`, whose sums are `counts`); and per hour ' +
+            'or day, the attempts started and their median and 95th percentile duration.',
           params: IdParams,
           querystring: StatsQuery,
           response: { 200: envelope(WebhookStatsSchema), ...errors },
