@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyRequest,
   type FastifyServerOptions,
   LogController,
 } from 'fastify';
@@ -13,9 +14,11 @@ import type { DeliveryWorker } from '../delivery/worker.js';
 import { Metrics } from '../metrics.js';
 import { isDatabaseUnavailable, type Store, storageFailure } from '../store/db.js';
 import type { RecoverProgress } from '../store/delivery-log.js';
-import { VERSION } from '../version.js';
+import { operatorAuth } from './auth.js';
 import { ApiError, fieldErrorsFromSchema } from './errors.js';
+import { apiDocument, type Surface, swaggerOptions } from './openapi.js';
 import { portalFiles } from './portal-files.js';
+import { publicOrigin } from './present.js';
 import { deliveryRoutes } from './routes/deliveries.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -77,8 +80,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   );
 
   // An empty JSON body (a DELETE sent with a JSON content type) is no body, not an error.
+  // Only JSON is taken: a body of any other type (Fastify would read text/plain as a string) is a 415.
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') return done(null, undefined);
     parseJson(request, body as string, done);
@@ -148,9 +152,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   );
 
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({ error: 'Resource not found', meta: { request_id: request.id } }),
-  );
+  app.setNotFoundHandler((request, reply) => {
+    const path = (request.url.split('?')[0] ?? '').slice(0, 200);
+    return reply.code(404).send({
+      error: `Resource not found: ${request.method} ${path} is not a route of this API.`,
+      meta: { request_id: request.id },
+    });
+  });
 
   // Every route's methods, so that another method on the same path answers 405 with `Allow`.
   const methodsByUrl = new Map<string, Set<string>>();
@@ -160,25 +168,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     methodsByUrl.set(route.url, set);
   });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'PlanDocket Webhooks API',
-        version: VERSION,
-        description:
-          'Register HTTPS endpoints for PlanDocket events. Requires the Business plan or higher, the ' +
-          "'webhooks' feature flag and an API key with the 'webhooks' scope.",
-      },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer' },
-          apiKeyHeader: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-        },
-      },
-      security: [{ bearer: [] }, { apiKeyHeader: [] }],
-    },
-  });
+  await app.register(swagger, swaggerOptions);
   await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/api/v1/openapi.json' } });
 
   await app.register(healthRoutes(store, options.worker));
@@ -194,7 +184,24 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(portalFiles(), { prefix: '/portal' });
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/portal/'));
   app.get('/metrics', { schema: { hide: true } }, metricsHandler(metrics));
-  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  const documents = new Map<string, object>();
+  const document = (surface: Surface) => async (request: FastifyRequest) => {
+    const origin = publicOrigin(config, request);
+    const key = `${surface} ${origin}`;
+    let doc = documents.get(key);
+    if (!doc) {
+      doc = apiDocument(app.swagger(), surface, origin);
+      if (documents.size > 100) documents.clear();
+      documents.set(key, doc);
+    }
+    return doc;
+  };
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, document('public'));
+  app.get(
+    '/internal/v1/openapi.json',
+    { schema: { hide: true }, onRequest: operatorAuth(config) },
+    document('operator'),
+  );
 
   for (const [url, methods] of methodsByUrl) {
     if (!url.startsWith('/api/') && !url.startsWith('/internal/')) continue;

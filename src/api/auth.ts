@@ -67,7 +67,17 @@ export function tenantAuth(config: Config, store: Store, scope: Scope) {
     if (!found) throw new ApiError(401, 'Invalid API key.');
     const { tenant, key: apiKey } = found;
     const now = Date.now();
-    if (apiKey.expires_at !== null && apiKey.expires_at <= now) {
+    // Keys that end by themselves are portal sessions.
+    const session = apiKey.expires_at !== null;
+    if (apiKey.revoked_at !== null) {
+      throw new ApiError(
+        401,
+        session
+          ? 'This session was ended (signed out): sign in again.'
+          : `This API key was revoked on ${new Date(apiKey.revoked_at).toISOString()}: ask for a new one.`,
+      );
+    }
+    if (session && (apiKey.expires_at as number) <= now) {
       throw new ApiError(401, 'This session has expired: sign in again.');
     }
     const hostSlug = slugFromHost(request.hostname, config.baseDomain);

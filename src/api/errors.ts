@@ -14,13 +14,22 @@ export class ApiError extends Error {
   }
 }
 
-export const notFound = () => new ApiError(404, 'Resource not found');
-/** Path ids are positive integers; anything else names nothing, so it is a 404. */
-export function parseId(raw: string): number {
+/** A 404 that names what was not found: `notFound('Webhook', '42')` says `Webhook 42 not found.` */
+export function notFound(kind: string, id: string): ApiError {
+  const shown = id.length > 64 ? `${id.slice(0, 64)}...` : id;
+  return new ApiError(404, `${kind} ${shown} not found.`);
+}
+
+/** Path ids are positive integers; anything else names nothing, so it is a 404 naming the `kind`. */
+export function parseId(raw: string, kind: string): number {
   const id = /^[1-9]\d{0,15}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(id)) throw notFound();
+  if (!Number.isSafeInteger(id)) throw notFound(kind, raw);
   return id;
 }
+
+/** The message for an `event` filter that names no type of the catalog. */
+export const unknownEventType = (type: string) =>
+  `Unknown event type: ${type}. GET /api/v1/webhooks/events lists the event types.`;
 
 export const validationFailed = (errors: FieldErrors) => new ApiError(422, 'Validation failed', errors);
 

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { Config } from '../config.js';
 import { decryptSecret } from '../domain/secrets.js';
 import type { Buckets, StatsWindow } from '../domain/stats.js';
 import type { Attempt, Delivery } from '../store/delivery-log.js';
@@ -10,6 +11,10 @@ import type { Webhook } from '../store/webhooks.js';
 
 export const iso = (ms: number) => new Date(ms).toISOString();
 export const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
+
+/** Where tenants reach the service: PUBLIC_URL, else the origin the request came to. */
+export const publicOrigin = (config: Config, request: FastifyRequest) =>
+  config.portal.publicUrl ?? `${request.protocol}://${request.host}`;
 
 export function meta(request: FastifyRequest, extra: Record<string, unknown> = {}) {
   return { request_id: request.id, ...extra };

@@ -1,5 +1,5 @@
 import { type TSchema, Type } from 'typebox';
-import { PLANS, SCOPES } from '../domain/plans.js';
+import { FEATURE_FLAGS, PLANS, SCOPES } from '../domain/plans.js';
 import { SLUG_PATTERN } from '../domain/slug.js';
 import { STATS_WINDOWS } from '../domain/stats.js';
 import { HEALTH } from '../domain/webhook-health.js';
@@ -33,9 +33,18 @@ export const ErrorBody = Type.Object(
   {
     error: Type.String(),
     errors: Type.Optional(MapOf(Type.Array(Type.String()))),
-    meta: Type.Optional(Type.Object({ request_id: Type.String() })),
+    meta: Type.Object({ request_id: Type.String() }),
   },
-  { description: 'An error; `errors` lists messages per field on 422.' },
+  {
+    description: 'An error; `errors` lists messages per field on 422.',
+    examples: [
+      {
+        error: 'Validation failed',
+        errors: { url: ['The url must use HTTPS.'] },
+        meta: { request_id: 'req_3kTzq8AqR2mX0bW1fV9cYd' },
+      },
+    ],
+  },
 );
 
 const Meta = Type.Object({ request_id: Type.String() });
@@ -85,7 +94,19 @@ export const CreateWebhookBody = Type.Object(
     retry_count: Type.Optional(webhookFields.retry_count),
     timeout_seconds: Type.Optional(webhookFields.timeout_seconds),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        url: 'https://erp.acme-fairs.com/plandocket/webhooks',
+        events: ['invoice.paid', 'booth.assigned'],
+        name: 'ERP',
+        headers: { 'X-Env': 'production' },
+        retry_count: 5,
+        timeout_seconds: 10,
+      },
+    ],
+  },
 );
 
 export const UpdateWebhookBody = Type.Object(
@@ -98,7 +119,7 @@ export const UpdateWebhookBody = Type.Object(
     retry_count: Type.Optional(webhookFields.retry_count),
     timeout_seconds: Type.Optional(webhookFields.timeout_seconds),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ events: ['*'], is_active: false }] },
 );
 
 const Health = Type.Union(
@@ -172,7 +193,7 @@ export const RotateSecretBody = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ grace_period_seconds: 3600 }] },
 );
 
 export const StatsQuery = Type.Object({
@@ -181,6 +202,11 @@ export const StatsQuery = Type.Object({
     description: '24h: hourly buckets; 7d and 30d: daily buckets (whole UTC hours and days).',
   }),
 });
+
+const deliveriesInBucket = (status: string) =>
+  Type.Integer({
+    description: `Deliveries created in this bucket whose current status is \`${status}\`; summed over the series, \`counts.${status}\`.`,
+  });
 
 const StatsBucket = Type.Object({
   start: Timestamp,
@@ -211,11 +237,6 @@ export const WebhookStats = Type.Object({
       pending: Type.Integer(),
       succeeded: Type.Integer(),
       failed: Type.Integer(),
-const deliveriesInBucket = (status: string) =>
-  Type.Integer({
-    description: `Deliveries created in this bucket whose current status is \`${status}\`; summed over the series, \`counts.${status}\`.`,
-  });
-
       cancelled: Type.Integer(),
     },
     {
@@ -325,7 +346,7 @@ export const RecoverBody = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ since: '2026-11-30T08:00:00Z', missing: true }] },
 );
 
 export const Recovered = Type.Object({
@@ -342,7 +363,10 @@ export const Pruned = Type.Object({ deliveries: Type.Integer(), events: Type.Int
 
 export const Slug = Type.String({ pattern: SLUG_PATTERN, maxLength: 63 });
 const Plan = Type.Enum([...PLANS]);
-const Features = Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' }), { maxItems: 100 });
+const Features = Type.Array(Type.Enum([...FEATURE_FLAGS]), {
+  maxItems: 100,
+  description: "Feature flags; the Webhooks API needs 'webhooks'.",
+});
 const Scopes = Type.Array(Type.Enum([...SCOPES]), { minItems: 1, uniqueItems: true });
 /** Its form (an address) is checked by the route, which says what is wrong in one message. */
 const NotificationEmail = Type.Union([Type.String(), Type.Null()], {
@@ -358,7 +382,18 @@ export const CreateTenantBody = Type.Object(
     features: Type.Optional(Features),
     notification_email: Type.Optional(NotificationEmail),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        slug: 'acme',
+        name: 'Acme Fairs',
+        plan: 'business',
+        features: ['webhooks'],
+        notification_email: 'ops@acme-fairs.com',
+      },
+    ],
+  },
 );
 
 export const UpdateTenantBody = Type.Object(
@@ -406,7 +441,7 @@ export const KeyParams = Type.Object({ slug: Type.String(), id: Type.String() })
 
 export const CreateApiKeyBody = Type.Object(
   { name: Text({ minLength: 1, maxLength: 255 }), scopes: Scopes },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ name: 'ERP integration', scopes: ['webhooks'] }] },
 );
 
 export const CreatedApiKey = Type.Object({

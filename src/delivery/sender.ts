@@ -68,8 +68,13 @@ export function describeError(error: unknown, timeoutMs: number): string {
     case 'EAI_AGAIN':
       return `DNS lookup failed: ${e.message}`;
     default:
-      if (e.code && /CERT|TLS|SSL|SELF_SIGNED|UNABLE_TO_VERIFY/.test(e.code))
-        return `TLS error: ${e.message}`;
+      if (e.code && /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/.test(e.code)) {
+        return (
+          `TLS error: ${e.message}. The receiver's certificate is not signed by a trusted authority; ` +
+          "for a self-signed or private one, the service's operator adds its CA to NODE_EXTRA_CA_CERTS."
+        );
+      }
+      if (e.code && /CERT|TLS|SSL/.test(e.code)) return `TLS error: ${e.message}`;
       return `${e.code ? `${e.code}: ` : ''}${e.message ?? String(error)}`;
   }
 }

@@ -25,6 +25,13 @@ export const EVENT_TYPES: readonly EventType[] = catalog.map((entry) => ({
   operational: entry.operational ?? false,
 }));
 
+const KNOWN = new Set(EVENT_TYPES.map((e) => e.type));
+
+/** Whether the catalog has this type (subscribable or not; not `*`). */
+export function isEventType(type: string): boolean {
+  return KNOWN.has(type);
+}
+
 const SUBSCRIBABLE = new Set(EVENT_TYPES.filter((e) => e.subscribable).map((e) => e.type));
 
 export function isSubscribable(type: string): boolean {

@@ -35,3 +35,10 @@ export const SCOPES = [
   'calendar-feed',
 ] as const;
 export type Scope = (typeof SCOPES)[number];
+
+/**
+ * The feature flags a tenant may have: PlanDocket switches its modules on per tenant, and they
+ * are named as the scopes are. Only `webhooks` changes what this service does; any other name is
+ * refused, so that a misspelt `webhook` is not accepted and then answered with 403s.
+ */
+export const FEATURE_FLAGS = SCOPES;

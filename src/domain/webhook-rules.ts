@@ -54,7 +54,11 @@ export function checkUrl(value: string, rules: TargetRules, errors: FieldErrors)
   }
   const schemes = rules.allowHttp ? ['https:', 'http:'] : ['https:'];
   if (!schemes.includes(url.protocol)) {
-    addError(errors, 'url', 'The url must use HTTPS.');
+    addError(
+      errors,
+      'url',
+      'The url must use HTTPS. (For development, the operator can allow http:// with ALLOW_HTTP_TARGETS=true.)',
+    );
     return;
   }
   if (url.username || url.password) {
@@ -65,7 +69,8 @@ export function checkUrl(value: string, rules: TargetRules, errors: FieldErrors)
     addError(
       errors,
       'url',
-      `The url must not point to a private, loopback or link-local address (${refusal}).`,
+      `The url must not point to a private, loopback or link-local address (${refusal}). ` +
+        '(For development, the operator can allow a range with ALLOWED_TARGET_CIDRS, e.g. 127.0.0.0/8.)',
     );
   }
 }

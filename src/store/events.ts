@@ -18,6 +18,8 @@ export interface PublishedEvent {
   deliveries: number;
   /** False when the client id was seen before: the first event is returned, nothing new is queued. */
   created: boolean;
+  /** The event's type: for a repeated client id, the first event's (which may differ from the one sent). */
+  type: string;
 }
 
 /** The exact body of every delivery of an event. */
@@ -91,15 +93,23 @@ export async function insertRows(
   }
 }
 
+interface KnownEvent {
+  id: string;
+  type: string;
+}
+
 /** Events already stored under these client ids, by `tenant id + client id`. */
-async function knownClientIds(trx: Transaction<Database>, events: NewEvent[]): Promise<Map<string, string>> {
+async function knownClientIds(
+  trx: Transaction<Database>,
+  events: NewEvent[],
+): Promise<Map<string, KnownEvent>> {
   const withId = events.filter((e) => e.clientId !== undefined);
-  const known = new Map<string, string>();
+  const known = new Map<string, KnownEvent>();
   for (let i = 0; i < withId.length; i += CHUNK) {
     const chunk = withId.slice(i, i + CHUNK);
     const rows = await trx
       .selectFrom('events')
-      .select(['id', 'tenant_id', 'client_id'])
+      .select(['id', 'tenant_id', 'client_id', 'type'])
       .where('tenant_id', 'in', [...new Set(chunk.map((e) => e.tenantId))])
       .where(
         'client_id',
@@ -107,7 +117,7 @@ async function knownClientIds(trx: Transaction<Database>, events: NewEvent[]): P
         chunk.map((e) => e.clientId as string),
       )
       .execute();
-    for (const row of rows) known.set(`${row.tenant_id} ${row.client_id}`, row.id);
+    for (const row of rows) known.set(`${row.tenant_id} ${row.client_id}`, { id: row.id, type: row.type });
   }
   return known;
 }
@@ -166,9 +176,9 @@ async function publishInTransaction(
   const results: PublishedEvent[] = events.map((event) => {
     const key = `${event.tenantId} ${event.clientId}`;
     const existing = event.clientId !== undefined ? known.get(key) : undefined;
-    if (existing) return { id: existing, deliveries: 0, created: false };
+    if (existing) return { id: existing.id, deliveries: 0, created: false, type: existing.type };
     const id = newEventId(now);
-    if (event.clientId !== undefined) known.set(key, id);
+    if (event.clientId !== undefined) known.set(key, { id, type: event.type });
     eventRows.push({
       id,
       tenant_id: event.tenantId,
@@ -187,7 +197,7 @@ async function publishInTransaction(
         ),
       );
     }
-    return { id, deliveries: webhooks.size, created: true };
+    return { id, deliveries: webhooks.size, created: true, type: event.type };
   });
   await insertRows(trx, dialect, 'events', eventRows);
   await insertRows(trx, dialect, 'deliveries', deliveryRows);

@@ -122,7 +122,7 @@ export async function revokeApiKey(store: Store, tenantId: number, keyId: number
   return result.numUpdatedRows > 0n;
 }
 
-/** The live (not revoked) key with this hash, and its tenant. */
+/** The key with this hash (revoked ones too: the caller says which it was), and its tenant. */
 export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyWithTenant | undefined> {
   const row = await store.db
     .selectFrom('api_keys as k')
@@ -135,6 +135,7 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
       'k.created_at as key_created_at',
       'k.last_used_at',
       'k.expires_at',
+      'k.revoked_at',
       't.id',
       't.slug',
       't.name',
@@ -146,10 +147,19 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
       't.updated_at',
     ])
     .where('k.key_hash', '=', keyHash)
-    .where('k.revoked_at', 'is', null)
     .executeTakeFirst();
   if (!row) return undefined;
-  const { key_id, key_name, scopes, key_prefix, key_created_at, last_used_at, expires_at, ...tenant } = row;
+  const {
+    key_id,
+    key_name,
+    scopes,
+    key_prefix,
+    key_created_at,
+    last_used_at,
+    expires_at,
+    revoked_at,
+    ...tenant
+  } = row;
   return {
     key: {
       id: key_id,
@@ -159,7 +169,7 @@ export async function findKeyByHash(store: Store, keyHash: string): Promise<KeyW
       key_prefix,
       created_at: key_created_at,
       last_used_at,
-      revoked_at: null,
+      revoked_at,
       expires_at,
     },
     tenant: toTenant(tenant),

@@ -115,10 +115,15 @@ describeContract('authentication and access', (h) => {
     expect(JSON.stringify(shown)).not.toContain(key);
     const revoked = await h().operator('DELETE', `/internal/v1/tenants/${slug}/api-keys/${row?.id}`);
     expect(revoked.statusCode).toBe(204);
-    expect((await h().api('GET', '/api/v1/webhooks', { key })).statusCode).toBe(401);
-    expect(
-      (await h().operator('DELETE', `/internal/v1/tenants/${slug}/api-keys/${row?.id}`)).statusCode,
-    ).toBe(404);
+    // A revoked key is told so, unlike a mistyped one.
+    const refused = await h().api('GET', '/api/v1/webhooks', { key });
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json().error).toMatch(
+      /^This API key was revoked on \d{4}-\d\d-\d\dT[\d:.]+Z: ask for a new one\.$/,
+    );
+    const again = await h().operator('DELETE', `/internal/v1/tenants/${slug}/api-keys/${row?.id}`);
+    expect(again.statusCode).toBe(404);
+    expect(again.json().error).toBe(`API key ${row?.id} of tenant '${slug}' not found.`);
   });
 
   it('does not let one tenant revoke another tenant’s key', async () => {

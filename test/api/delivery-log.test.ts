@@ -324,13 +324,14 @@ for (const database of DATABASES) {
           body(method as string, path as string),
         );
         expect(res.status, `${method} ${path}`).toBe(404);
-        expect(res.body.error).toBe('Resource not found');
+        expect(res.body.error).toBe(`Webhook ${other.webhookId} not found.`);
       }
       // Another tenant's delivery id under my own webhook; my sibling webhook's delivery under mine.
       for (const deliveryId of [other.deliveryId, siblingDelivery.id, 'dlv_nope', 'x']) {
         for (const [method, path] of paths(mine.id, deliveryId).slice(1, 3)) {
           const res = await h.tenantApi(method as 'GET', path as string);
           expect(res.status, `${method} ${path}`).toBe(404);
+          expect(res.body.error).toBe(`Delivery ${deliveryId} not found.`);
         }
       }
       // Nothing was sent or queued by the refused requests.

@@ -44,17 +44,28 @@ describeContract('publish API', (h) => {
     });
   });
 
-  it('is idempotent per tenant and client id', async () => {
+  it('is idempotent per tenant and client id, and says when an event was known already', async () => {
     const t = await h().tenant();
     const u = await h().tenant();
     await h().api('POST', '/api/v1/webhooks', { key: t.key, body: webhookBody() });
-    const first = (
-      await publish({ tenant: t.slug, type: 'invoice.paid', data: {}, id: 'inv-42-paid' })
-    ).json().data;
-    const again = (
-      await publish({ tenant: t.slug, type: 'invoice.paid', data: { x: 1 }, id: 'inv-42-paid' })
-    ).json().data;
-    expect(again).toEqual(first);
+    const published = await publish({ tenant: t.slug, type: 'invoice.paid', data: {}, id: 'inv-42-paid' });
+    expect(published.statusCode).toBe(202);
+    const first = published.json().data;
+    expect(first).toEqual({ id: expect.stringMatching(/^evt_/), deliveries: 1, duplicate: false });
+    const repeated = await publish({
+      tenant: t.slug,
+      type: 'invoice.paid',
+      data: { x: 1 },
+      id: 'inv-42-paid',
+    });
+    expect(repeated.statusCode).toBe(200);
+    expect(repeated.json().data).toEqual({ ...first, duplicate: true });
+    // The same id with another type is a mistake to report, not a duplicate to drop.
+    const conflict = await publish({ tenant: t.slug, type: 'booth.assigned', data: {}, id: 'inv-42-paid' });
+    expect(conflict.statusCode).toBe(409);
+    expect(conflict.json().error).toBe(
+      "The event id 'inv-42-paid' was published before as invoice.paid; an id names one event.",
+    );
     const count = await h()
       .store.db.selectFrom('deliveries')
       .select('id')
@@ -75,7 +86,9 @@ describeContract('publish API', (h) => {
         publish({ tenant: t.slug, type: 'invoice.paid', data: {}, id: 'race-1' }),
       ),
     );
-    expect(answers.map((a) => a.statusCode)).toEqual(Array(10).fill(202));
+    // One of them published it; the others were told it was a duplicate.
+    expect(answers.map((a) => a.statusCode).sort()).toEqual([...Array(9).fill(200), 202]);
+    expect(answers.filter((a) => a.json().data.duplicate)).toHaveLength(9);
     expect(new Set(answers.map((a) => a.json().data.id)).size).toBe(1);
     const events = await h()
       .store.db.selectFrom('events')
@@ -127,15 +140,18 @@ describeContract('publish API', (h) => {
       { tenant: t.slug, type: 'nope.nope', data: {} },
       { tenant: t.slug, type: 'booth.assigned', data: { n: 2 }, id: 'b-1' },
       { tenant: t.slug, type: 'booth.assigned', data: { n: 2 }, id: 'b-1' },
+      { tenant: t.slug, type: 'invoice.paid', data: {}, id: 'b-1' },
     ];
     const res = await h().operator('POST', '/internal/v1/events/batch', { events });
     expect(res.statusCode).toBe(202);
     const data = res.json().data;
-    expect(data).toHaveLength(5);
-    expect(data[0]).toEqual({ id: expect.stringMatching(/^evt_/), deliveries: 1 });
-    expect(data[1]).toMatchObject({ status: 404, error: 'Tenant not found: nobody' });
+    expect(data).toHaveLength(6);
+    expect(data[0]).toEqual({ id: expect.stringMatching(/^evt_/), deliveries: 1, duplicate: false });
+    expect(data[1]).toMatchObject({ status: 404, error: "Tenant 'nobody' not found." });
     expect(data[2]).toMatchObject({ status: 422, errors: { type: ['Unknown event type: nope.nope.'] } });
-    expect(data[4]).toEqual(data[3]);
+    expect(data[3]).toEqual({ id: expect.stringMatching(/^evt_/), deliveries: 1, duplicate: false });
+    expect(data[4]).toEqual({ ...data[3], duplicate: true });
+    expect(data[5]).toMatchObject({ status: 409 });
     const stored = await h()
       .store.db.selectFrom('events')
       .select('id')
@@ -165,13 +181,13 @@ describeContract('publish API', (h) => {
       errors,
     });
     expect(data).toEqual([
-      { id: expect.stringMatching(/^evt_/), deliveries: 1 },
+      { id: expect.stringMatching(/^evt_/), deliveries: 1, duplicate: false },
       invalid({ type: ['The type field is required.'] }),
       invalid({ data: ['The data must be an object.'] }),
       invalid({ colour: ['The colour field is not allowed.'] }),
-      { status: 404, error: 'Tenant not found: nobody' },
+      { status: 404, error: "Tenant 'nobody' not found." },
       invalid({ event: ['The event must be an object.'] }),
-      { id: expect.stringMatching(/^evt_/), deliveries: 1 },
+      { id: expect.stringMatching(/^evt_/), deliveries: 1, duplicate: false },
     ]);
     // The same messages as the single publish gives.
     const single = await publish({ tenant: t.slug, type: 'invoice.paid', data: {}, colour: 'red' });

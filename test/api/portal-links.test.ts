@@ -39,7 +39,7 @@ describeContract('portal links and sessions', (h) => {
     expect(asTenant.statusCode).toBe(401);
     const missing = await h().operator('POST', '/internal/v1/tenants/no-such-tenant/portal-links');
     expect(missing.statusCode).toBe(404);
-    expect(missing.json().error).toBe('Resource not found');
+    expect(missing.json().error).toBe("Tenant 'no-such-tenant' not found.");
   });
 
   it('exchanges a link once for a session key scoped to webhooks that expires', async () => {

@@ -131,7 +131,7 @@ describeContract('rotating a webhook secret', (h) => {
     const ciphertext = (await storedRow(h(), created.id)).secret_ciphertext;
     const res = await h().api('POST', `/api/v1/webhooks/${created.id}/rotate-secret`, { key: other.key });
     expect(res.statusCode).toBe(404);
-    expect(res.json().error).toBe('Resource not found');
+    expect(res.json().error).toBe(`Webhook ${created.id} not found.`);
     expect((await storedRow(h(), created.id)).secret_ciphertext).toBe(ciphertext);
     expect(
       (await h().api('POST', '/api/v1/webhooks/999999/rotate-secret', { key: owner.key })).statusCode,

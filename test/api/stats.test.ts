@@ -300,7 +300,7 @@ describeContract('webhook statistics', (h) => {
     const other = await h().tenant();
     const res = await h().api('GET', `/api/v1/webhooks/${webhookId}/stats`, { key: other.key });
     expect(res.statusCode).toBe(404);
-    expect(res.json().error).toBe('Resource not found');
+    expect(res.json().error).toBe(`Webhook ${webhookId} not found.`);
     expect((await h().api('GET', '/api/v1/webhooks/987654/stats', { key: other.key })).statusCode).toBe(404);
   });
 

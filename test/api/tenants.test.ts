@@ -86,10 +86,18 @@ describeContract('operator API: tenants and keys', (h) => {
       slug: 'Not A Slug',
       name: '',
       plan: 'gold',
-      features: ['ok', 'Not Ok'],
+      features: ['webhooks', 'webhook'],
     });
     expect(bad.statusCode).toBe(422);
     expect(Object.keys(bad.json().errors).sort()).toEqual(['features.1', 'name', 'plan', 'slug']);
+    expect(bad.json().errors['features.1'][0]).toMatch(
+      /^The features\.1 must be one of: events, .*\bwebhooks\b/,
+    );
+    // A misspelt flag is refused on a change too, and the tenant keeps its flags.
+    const misspelt = await h().operator('PATCH', '/internal/v1/tenants/taken', { features: ['webhook'] });
+    expect(misspelt.statusCode).toBe(422);
+    expect(Object.keys(misspelt.json().errors)).toEqual(['features.0']);
+    expect((await h().operator('GET', '/internal/v1/tenants/taken')).json().data.features).toEqual([]);
     expect(bad.json().errors.plan).toEqual([
       'The plan must be one of: standard, professional, business, enterprise.',
     ]);

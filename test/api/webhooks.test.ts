@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { decryptSecret } from '../../src/domain/secrets.js';
-import { describeContract, webhookBody } from '../helpers/harness.js';
+import { ADMIN_TOKEN, describeContract, webhookBody } from '../helpers/harness.js';
 
 const SEED_ORDER = [
   'id',
@@ -160,6 +160,16 @@ describeContract('webhooks resource', (h) => {
     expect(await names('event=*')).toEqual(['all']);
     const meta = (await h().api('GET', '/api/v1/webhooks?event=invoice.paid', { key })).json().meta;
     expect(meta.total).toBe(2);
+    // A type that no webhook can receive is a mistake, not an empty list.
+    const unknown = await h().api('GET', '/api/v1/webhooks?event=invoice.payed', { key });
+    expect(unknown.statusCode).toBe(422);
+    expect(unknown.json().errors).toEqual({
+      event: ['Unknown event type: invoice.payed. GET /api/v1/webhooks/events lists the event types.'],
+    });
+    const test = await h().api('GET', '/api/v1/webhooks?event=webhook.test', { key });
+    expect(test.json().errors).toEqual({
+      event: ['No webhook receives webhook.test: it cannot be subscribed to.'],
+    });
   });
 
   it('updates with PATCH: only the given fields, the same rules, no secret in the answer', async () => {
@@ -210,12 +220,12 @@ describeContract('webhooks resource', (h) => {
     expect((await h().api('DELETE', `/api/v1/webhooks/${created.id}`, { key })).statusCode).toBe(404);
   });
 
-  it('answers 404 with the documented body for missing and malformed ids', async () => {
+  it('answers 404 naming the webhook for missing and malformed ids', async () => {
     const { key } = await h().tenant();
     for (const id of ['999999', 'abc', '0', '-1', '1.5', '99999999999999999999']) {
       const res = await h().api('GET', `/api/v1/webhooks/${id}`, { key });
       expect(res.statusCode, id).toBe(404);
-      expect(res.json().error).toBe('Resource not found');
+      expect(res.json().error).toBe(`Webhook ${id} not found.`);
     }
   });
 
@@ -294,11 +304,38 @@ describeContract('webhooks resource', (h) => {
     expect((await h().api('GET', '/api/v1/webhooks', { key })).json().meta.total).toBe(0);
   });
 
+  it('answers 415 for a body that is not JSON, whatever it holds, writing nothing', async () => {
+    const { key, slug } = await h().tenant();
+    const json = JSON.stringify(webhookBody());
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+    ]) {
+      const res = await h().api('POST', '/api/v1/webhooks', {
+        key,
+        body: json,
+        headers: { 'content-type': type },
+      });
+      expect(res.statusCode, type).toBe(415);
+      expect(res.json().error).toBe('Content-Type must be application/json.');
+    }
+    // The operator API too; a body-less request needs no type (rotate-secret takes its defaults).
+    const tenant = await h().app.inject({
+      method: 'PATCH',
+      url: `/internal/v1/tenants/${slug}`,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'text/plain' },
+      payload: '{"name": "x"}',
+    });
+    expect(tenant.statusCode).toBe(415);
+    expect((await h().api('GET', '/api/v1/webhooks', { key })).json().meta.total).toBe(0);
+  });
+
   it('answers an unknown path with 404 and an envelope error', async () => {
     const { key } = await h().tenant();
-    const res = await h().api('GET', '/api/v1/nothing-here', { key });
+    const res = await h().api('GET', '/api/v1/nothing-here?page=2', { key });
     expect(res.statusCode).toBe(404);
-    expect(res.json().error).toBe('Resource not found');
+    expect(res.json().error).toBe('Resource not found: GET /api/v1/nothing-here is not a route of this API.');
   });
 
   it('keeps a sane incoming X-Request-Id and replaces an unsafe one', async () => {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeliveryHarness, type DeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
 import { DATABASES } from '../helpers/harness.js';
+import { makeCertificate, Receiver } from '../helpers/receiver.js';
 
 const settled = async (h: DeliveryHarness, webhookId: number, status: string, timeoutMs = 10_000) =>
   waitFor(
@@ -86,6 +87,23 @@ for (const database of DATABASES) {
       await h.publish('invoice.paid');
       const [delivery] = await settled(h, hook.id, 'failed');
       expect(delivery.last_error).toBe('Connection refused');
+    });
+
+    it('says how to trust a receiver whose certificate no trusted authority signed', async () => {
+      const untrusted = await new Receiver(await makeCertificate()).start();
+      try {
+        const hook = await h.webhook({
+          url: untrusted.url('/self-signed'),
+          events: ['invoice.paid'],
+          retry_count: 0,
+        });
+        await h.publish('invoice.paid');
+        const [delivery] = await settled(h, hook.id, 'failed');
+        expect(delivery.last_error).toMatch(/^TLS error: .*NODE_EXTRA_CA_CERTS\.$/);
+        expect(untrusted.requests).toHaveLength(0);
+      } finally {
+        await untrusted.stop();
+      }
     });
 
     it('does not follow redirects: a 3xx is a failure', async () => {

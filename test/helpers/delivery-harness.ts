@@ -8,6 +8,7 @@ import { type Config, loadConfig } from '../../src/config.js';
 import type { Resolver } from '../../src/delivery/safe-agent.js';
 import { createService, type Role, type Service } from '../../src/server.js';
 import { migrate, openStore, type Store } from '../../src/store/db.js';
+import { checkAnswersAgainstDocuments } from './contract.js';
 import type { DATABASES } from './harness.js';
 import { ADMIN_TOKEN } from './harness.js';
 import { makeCertificate, Receiver, type TestCertificate, verifyAllWays } from './receiver.js';
@@ -136,6 +137,7 @@ export async function createDeliveryHarness(
   });
   const app = service.app;
   if (!app) throw new Error('the delivery harness needs the API');
+  await checkAnswersAgainstDocuments(app, ADMIN_TOKEN);
 
   const call = async (method: string, url: string, body: unknown, auth: string) => {
     const res = await app.inject({

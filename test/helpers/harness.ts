@@ -10,6 +10,7 @@ import { type Config, loadConfig } from '../../src/config.js';
 import { newEventId } from '../../src/domain/ids.js';
 import { migrate, openStore, type Store } from '../../src/store/db.js';
 import type { NewWebhook } from '../../src/store/webhooks.js';
+import { checkAnswersAgainstDocuments } from './contract.js';
 
 /** The contract suites run once per database: SQLite always, PostgreSQL when TEST_DATABASE_URL is set. */
 export const DATABASES = [
@@ -67,6 +68,7 @@ export async function createHarness(
   });
   await migrate(store);
   const app = await buildApp({ config, store });
+  await checkAnswersAgainstDocuments(app, ADMIN_TOKEN);
   let tenants = 0;
 
   const harness: Harness = {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import type { FastifyRequest } from 'fastify';
 import { type TProperties, Type } from 'typebox';
 import type { Config } from '../../config.js';
-import { EVENT_TYPES } from '../../domain/events.js';
+import { isEventType } from '../../domain/events.js';
 import { addError, type FieldErrors } from '../../domain/field-errors.js';
 import type { DeliveryStatus } from '../../domain/outcome.js';
 import { DAY_MS } from '../../domain/retry-schedule.js';
@@ -20,7 +20,7 @@ import { pruneOldDeliveries } from '../../store/retention.js';
 import type { Tenant } from '../../store/tenants.js';
 import { findWebhook, type Webhook } from '../../store/webhooks.js';
 import { operatorAuth, tenantAuth } from '../auth.js';
-import { ApiError, notFound, parseId, validationFailed } from '../errors.js';
+import { ApiError, notFound, parseId, unknownEventType, validationFailed } from '../errors.js';
 import { meta, presentDelivery, presentDeliveryDetail } from '../present.js';
 import {
   Delivery,
@@ -38,17 +38,6 @@ import { tenantOr404 } from './tenants.js';
 /** How far back a recovery may reach. */
 export const RECOVER_MAX_DAYS = 14;
 const DELIVERY_ID = /^dlv_[0-9A-HJKMNP-TV-Z]{26}$/;
-const KNOWN_TYPES = new Set(EVENT_TYPES.map((e) => e.type));
-
-const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  409: ErrorBody,
-  422: ErrorBody,
-  429: ErrorBody,
-};
 
 export interface DeliveryRouteOptions {
   /** Told how a recovery advances (the command line draws a progress bar with it). */
@@ -78,7 +67,8 @@ function instant(value: string | undefined, field: string, problems: FieldErrors
 interface Surface {
   prefix: string;
   params: TProperties;
-  hide: boolean;
+  /** The operations' ids: `listDeliveries` for tenants, `listTenantDeliveries` for operators. */
+  operationId: (verb: string, noun: string) => string;
   authenticate: (request: FastifyRequest) => Promise<void>;
   tenant: (request: FastifyRequest) => Promise<Tenant>;
 }
@@ -93,14 +83,14 @@ export function deliveryRoutes(
     {
       prefix: '/api/v1/webhooks/:id',
       params: {},
-      hide: false,
+      operationId: (verb, noun) => `${verb}${noun}`,
       authenticate: tenantAuth(config, store, 'webhooks') as Surface['authenticate'],
       tenant: async (request) => request.tenant,
     },
     {
       prefix: '/internal/v1/tenants/:slug/webhooks/:id',
       params: { slug: Type.String() },
-      hide: true,
+      operationId: (verb, noun) => `${verb}Tenant${noun}`,
       authenticate: operatorAuth(config),
       tenant: (request) => tenantOr404(store, (request.params as { slug: string }).slug),
     },
@@ -117,18 +107,20 @@ export function deliveryRoutes(
           id: Type.String(),
           delivery_id: Type.String(),
         });
-        const schema = { tags: ['Deliveries'], ...(surface.hide && { hide: true }) };
+        const tags = ['Deliveries'];
+        const id = surface.operationId;
 
         /** The tenant and its live webhook named in the URL; another tenant's is a 404. */
         const webhookOf = async (request: FastifyRequest): Promise<{ tenant: Tenant; webhook: Webhook }> => {
           const tenant = await surface.tenant(request);
-          const webhook = await findWebhook(store, tenant.id, parseId((request.params as { id: string }).id));
-          if (!webhook) throw notFound();
+          const rawId = (request.params as { id: string }).id;
+          const webhook = await findWebhook(store, tenant.id, parseId(rawId, 'Webhook'));
+          if (!webhook) throw notFound('Webhook', rawId);
           return { tenant, webhook };
         };
         const deliveryIdOf = (request: FastifyRequest): string => {
           const id = (request.params as { delivery_id: string }).delivery_id;
-          if (!DELIVERY_ID.test(id)) throw notFound();
+          if (!DELIVERY_ID.test(id)) throw notFound('Delivery', id);
           return id;
         };
 
@@ -136,14 +128,15 @@ export function deliveryRoutes(
           `${surface.prefix}/deliveries`,
           {
             schema: {
-              ...schema,
+              tags,
+              operationId: id('list', 'Deliveries'),
               summary: "List a webhook's deliveries, newest first",
               description:
                 'The delivery log. `status=failed` lists the failed deliveries. Pages are ' +
                 'stable while new deliveries arrive: pass `meta.next_cursor` as `cursor`.',
               params: webhookParams,
               querystring: ListDeliveriesQuery,
-              response: { 200: DeliveryList, ...errors },
+              response: { 200: DeliveryList },
             },
           },
           async (request) => {
@@ -158,8 +151,8 @@ export function deliveryRoutes(
                 'The cursor is invalid: pass meta.next_cursor of the previous page.',
               );
             }
-            if (query.event !== undefined && !KNOWN_TYPES.has(query.event)) {
-              addError(problems, 'event', `Unknown event type: ${query.event}.`);
+            if (query.event !== undefined && !isEventType(query.event)) {
+              addError(problems, 'event', unknownEventType(query.event));
             }
             const since = instant(query.since, 'since', problems);
             const until = instant(query.until, 'until', problems);
@@ -195,16 +188,18 @@ export function deliveryRoutes(
           `${surface.prefix}/deliveries/:delivery_id`,
           {
             schema: {
-              ...schema,
+              tags,
+              operationId: id('get', 'Delivery'),
               summary: 'Show one delivery: the exact body sent and every attempt',
               params: deliveryParams,
-              response: { 200: envelope(DeliveryDetail), ...errors },
+              response: { 200: envelope(DeliveryDetail) },
             },
           },
           async (request) => {
             const { tenant, webhook } = await webhookOf(request);
-            const found = await findDelivery(store, tenant.id, webhook.id, deliveryIdOf(request));
-            if (!found) throw notFound();
+            const deliveryId = deliveryIdOf(request);
+            const found = await findDelivery(store, tenant.id, webhook.id, deliveryId);
+            if (!found) throw notFound('Delivery', deliveryId);
             return {
               data: presentDeliveryDetail(found.delivery, found.payload, found.attempts),
               meta: meta(request),
@@ -216,7 +211,8 @@ export function deliveryRoutes(
           `${surface.prefix}/deliveries/:delivery_id/retry`,
           {
             schema: {
-              ...schema,
+              tags,
+              operationId: id('retry', 'Delivery'),
               summary: 'Deliver again now',
               description:
                 'A new attempt on the same delivery, also for succeeded ones. An attempt asked for ' +
@@ -224,13 +220,14 @@ export function deliveryRoutes(
                 'A pending delivery waiting for its next retry is sent now. 409 while a worker is ' +
                 'sending it.',
               params: deliveryParams,
-              response: { 202: envelope(Delivery), ...errors },
+              response: { 202: envelope(Delivery), 409: ErrorBody },
             },
           },
           async (request, reply) => {
             const { tenant, webhook } = await webhookOf(request);
-            const result = await retryDelivery(store, tenant.id, webhook.id, deliveryIdOf(request));
-            if (result === undefined) throw notFound();
+            const deliveryId = deliveryIdOf(request);
+            const result = await retryDelivery(store, tenant.id, webhook.id, deliveryId);
+            if (result === undefined) throw notFound('Delivery', deliveryId);
             if (result === 'in_flight') {
               throw new ApiError(
                 409,
@@ -246,7 +243,8 @@ export function deliveryRoutes(
           `${surface.prefix}/recover`,
           {
             schema: {
-              ...schema,
+              tags,
+              operationId: id('recover', 'Deliveries'),
               summary: 'Queue again every failed delivery of a time window, and the events missed',
               description:
                 `\`since\` at most ${RECOVER_MAX_DAYS} days ago; \`until\` defaults to now. Each is one ` +
@@ -255,7 +253,7 @@ export function deliveryRoutes(
                 'are sent too, once each: a second recovery finds they have a delivery.',
               params: webhookParams,
               body: RecoverBody,
-              response: { 202: envelope(Recovered), ...errors },
+              response: { 202: envelope(Recovered) },
             },
           },
           async (request, reply) => {
@@ -291,13 +289,14 @@ export function deliveryRoutes(
           `${surface.prefix}/test`,
           {
             schema: {
-              ...schema,
+              tags,
+              operationId: id('send', 'TestEvent'),
               summary: 'Send a test event',
               description:
                 'Sends a `webhook.test` event to this webhook only, also while it is paused; ' +
                 'marked `is_test` in the delivery log.',
               params: webhookParams,
-              response: { 202: envelope(Delivery), ...errors },
+              response: { 202: envelope(Delivery) },
             },
           },
           async (request, reply) => {
@@ -316,9 +315,10 @@ export function deliveryRoutes(
         '/internal/v1/prune',
         {
           schema: {
-            hide: true,
-            tags: ['Operators'],
-            response: { 200: envelope(Pruned), 401: ErrorBody },
+            tags: ['Deliveries'],
+            operationId: 'prune',
+            summary: 'Delete finished deliveries and events older than RETENTION_DAYS now',
+            response: { 200: envelope(Pruned) },
           },
         },
         async (request) => {

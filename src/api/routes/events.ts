@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
+import { type Static, Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { ALL_EVENTS, isOperational, isSubscribable } from '../../domain/events.js';
 import type { FieldErrors } from '../../domain/field-errors.js';
 import { isSlug } from '../../domain/slug.js';
 import type { Store } from '../../store/db.js';
-import { type NewEvent, publishEvents } from '../../store/events.js';
+import { type NewEvent, type PublishedEvent, publishEvents } from '../../store/events.js';
 import { findTenantBySlug, type Tenant } from '../../store/tenants.js';
 import { operatorAuth } from '../auth.js';
-import { ApiError, fieldErrorsFromSchema, validationFailed } from '../errors.js';
+import { ApiError, fieldErrorsFromSchema, notFound, validationFailed } from '../errors.js';
 import { meta } from '../present.js';
 import { ErrorBody, envelope, MapOf, Text } from '../schemas.js';
 import { validators } from '../validators.js';
@@ -28,7 +28,17 @@ const EventInput = Type.Object(
       Text({ minLength: 1, maxLength: 255, description: 'Your id: publishing it again is a no-op.' }),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        tenant: 'acme',
+        type: 'invoice.paid',
+        data: { invoice_id: 4711, amount: '120.00' },
+        id: 'inv-4711-paid',
+      },
+    ],
+  },
 );
 type EventInputType = { tenant: string; type: string; data: object; id?: string };
 
@@ -36,8 +46,19 @@ type EventInputType = { tenant: string; type: string; data: object; id?: string 
 const validEvent = validators().body.compile<EventInputType>(EventInput);
 
 const Published = Type.Object(
-  { id: Type.String(), deliveries: Type.Integer() },
-  { description: 'Published (or published before with this `id`): the event and its deliveries queued.' },
+  {
+    id: Type.String({ description: "The event's id: the payload's `id`, sent as `webhook-id`." }),
+    deliveries: Type.Integer({ description: 'Deliveries queued for it: one per webhook subscribed.' }),
+    duplicate: Type.Boolean({
+      description:
+        'True when an event with this `id` was published before: nothing new was queued, and `id` and ' +
+        '`deliveries` are those of the first.',
+    }),
+  },
+  {
+    description: 'Published, or published before with this `id`.',
+    examples: [{ id: 'evt_01JDZ8X7V4K2M9Q3R5T6W8Y0AB', deliveries: 2, duplicate: false }],
+  },
 );
 const BatchItem = Type.Union([
   Published,
@@ -49,13 +70,28 @@ const BatchItem = Type.Union([
     },
     {
       description:
-        'Refused, with the status the event alone would get: 404 unknown tenant, 413 data too large, ' +
-        '422 invalid (`errors` per field, as `POST /internal/v1/events` says them).',
+        'Refused, with the status the event alone would get: 404 unknown tenant, 409 its `id` was ' +
+        'published before with another type, 413 data too large, 422 invalid (`errors` per field, as ' +
+        '`POST /internal/v1/events` says them).',
     },
   ),
 ]);
 
 type Problem = { status: number; error: string; errors?: FieldErrors };
+
+/**
+ * What a publish answers for one event: it, or a conflict when its `id` names an event of another
+ * type (an id names one event; sending another under it is a mistake to report, not to drop).
+ */
+function answer(input: NewEvent, published: PublishedEvent): Problem | Static<typeof Published> {
+  if (!published.created && published.type !== input.type) {
+    return {
+      status: 409,
+      error: `The event id '${input.clientId}' was published before as ${published.type}; an id names one event.`,
+    };
+  }
+  return { id: published.id, deliveries: published.deliveries, duplicate: !published.created };
+}
 
 /** A batch item's shape, checked as `POST /internal/v1/events` checks its body. */
 function shapeProblem(item: unknown): Problem | undefined {
@@ -80,7 +116,7 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
       );
     }
     const tenant = tenants.get(input.tenant);
-    if (!tenant) return { status: 404, error: `Tenant not found: ${input.tenant}` };
+    if (!tenant) return { status: 404, error: notFound('Tenant', `'${input.tenant}'`).message };
     // Publishable are the subscribable types; `*` is only a subscription.
     if (input.type === ALL_EVENTS || !isSubscribable(input.type)) {
       return {
@@ -110,16 +146,23 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
 
   return async (app) => {
     app.addHook('onRequest', operatorAuth(config));
-    const schema = { hide: true, tags: ['Operators'] };
+    const tags = ['Events'];
 
     app.post(
       '/internal/v1/events',
       {
         bodyLimit: EVENT_DATA_LIMIT,
         schema: {
-          ...schema,
+          tags,
+          operationId: 'publishEvent',
+          summary: 'Publish an event',
           body: EventInput,
-          response: { 202: envelope(Published), 404: ErrorBody, 413: ErrorBody, 422: ErrorBody },
+          response: {
+            200: { ...envelope(Published), description: 'Published before with this `id`: nothing queued.' },
+            202: { ...envelope(Published), description: 'Published: its deliveries are queued.' },
+            404: ErrorBody,
+            409: ErrorBody,
+          },
         },
       },
       async (request, reply) => {
@@ -129,11 +172,11 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
           throw new ApiError(event.status, event.error);
         }
         const [published] = await publishEvents(store, [event]);
-        reply.code(202);
-        return {
-          data: { id: published?.id as string, deliveries: published?.deliveries ?? 0 },
-          meta: meta(request),
-        };
+        const data = answer(event, published as PublishedEvent);
+        if ('status' in data) throw new ApiError(data.status, data.error);
+        // 202: queued for delivery; 200: known already, nothing queued.
+        reply.code(data.duplicate ? 200 : 202);
+        return { data, meta: meta(request) };
       },
     );
 
@@ -142,7 +185,9 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
       {
         bodyLimit: BATCH_BODY_LIMIT,
         schema: {
-          ...schema,
+          tags,
+          operationId: 'publishEvents',
+          summary: 'Publish up to 1,000 events',
           description:
             'Publishes up to 1,000 events in one transaction and answers per event, in order: each ' +
             'event is checked on its own (as `POST /internal/v1/events` checks one) and the valid ones ' +
@@ -161,7 +206,7 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
             },
             { additionalProperties: false },
           ),
-          response: { 202: envelope(Type.Array(BatchItem)), 413: ErrorBody, 422: ErrorBody },
+          response: { 202: envelope(Type.Array(BatchItem)) },
         },
       },
       async (request, reply) => {
@@ -174,11 +219,9 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
         const valid = resolved.filter((r): r is NewEvent => !('status' in r));
         const published = valid.length > 0 ? await publishEvents(store, valid) : [];
         let next = 0;
-        const data = resolved.map((r) => {
-          if ('status' in r) return r;
-          const p = published[next++];
-          return { id: p?.id as string, deliveries: p?.deliveries ?? 0 };
-        });
+        const data = resolved.map((r) =>
+          'status' in r ? r : answer(r, published[next++] as PublishedEvent),
+        );
         reply.code(202);
         return { data, meta: meta(request) };
       },

@@ -3,13 +3,12 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { apiKeyPrefix, generateApiKey, hashApiKey } from '../../domain/secrets.js';
-import { isSlug } from '../../domain/slug.js';
 import type { Store } from '../../store/db.js';
 import { createPortalLink, exchangePortalLink, isPortalSessionKey } from '../../store/portal-links.js';
-import { findTenantBySlug, revokeApiKey } from '../../store/tenants.js';
+import { revokeApiKey } from '../../store/tenants.js';
 import { operatorAuth, tenantAuth } from '../auth.js';
-import { ApiError, notFound } from '../errors.js';
-import { iso, isoOrNull, meta } from '../present.js';
+import { ApiError } from '../errors.js';
+import { iso, isoOrNull, meta, publicOrigin } from '../present.js';
 import {
   CreatePortalSessionBody,
   ErrorBody,
@@ -19,6 +18,7 @@ import {
   PortalSession,
   SlugParams,
 } from '../schemas.js';
+import { tenantOr404 } from './tenants.js';
 
 /** The name of the keys that portal links give, as operators see them in a tenant's key list. */
 export const PORTAL_SESSION_KEY_NAME = 'Portal session';
@@ -40,26 +40,27 @@ export function portalLinkRoutes(config: Config, store: Store): FastifyPluginAsy
         '/internal/v1/tenants/:slug/portal-links',
         {
           schema: {
-            hide: true,
-            tags: ['Operators'],
+            tags: ['Portal'],
+            operationId: 'createPortalLink',
+            summary: 'A one-time link that signs the tenant in to the portal',
             params: SlugParams,
-            response: { 201: envelope(PortalLink), 401: ErrorBody, 404: ErrorBody },
+            response: { 201: envelope(PortalLink) },
           },
         },
         async (request, reply) => {
-          const slug = request.params.slug;
-          const tenant = isSlug(slug) ? await findTenantBySlug(store, slug) : undefined;
-          if (!tenant) throw notFound();
+          const tenant = await tenantOr404(store, request.params.slug);
           const token = generatePortalToken();
           const link = await createPortalLink(store, {
             tenant_id: tenant.id,
             token_hash: hashApiKey(token),
             expires_at: Date.now() + config.portal.linkTtlMs,
           });
-          const origin = config.portal.publicUrl ?? `${request.protocol}://${request.host}`;
           reply.code(201);
           return {
-            data: { url: `${origin}/portal/#token=${token}`, expires_at: iso(link.expires_at) },
+            data: {
+              url: `${publicOrigin(config, request)}/portal/#token=${token}`,
+              expires_at: iso(link.expires_at),
+            },
             meta: meta(request),
           };
         },
@@ -71,12 +72,14 @@ export function portalLinkRoutes(config: Config, store: Store): FastifyPluginAsy
       {
         schema: {
           tags: ['Portal'],
+          operationId: 'createPortalSession',
           summary: 'Exchange a portal link for a session key',
+          security: [],
           description:
             "The token from a portal link's fragment (`#token=...`), usable once before it expires. " +
             "The answer is a key with the 'webhooks' scope that expires by itself.",
           body: CreatePortalSessionBody,
-          response: { 201: envelope(PortalSession), 401: ErrorBody, 422: ErrorBody },
+          response: { 201: envelope(PortalSession), 401: ErrorBody },
         },
       },
       async (request, reply) => {
@@ -109,8 +112,9 @@ export function portalLinkRoutes(config: Config, store: Store): FastifyPluginAsy
         {
           schema: {
             tags: ['Portal'],
+            operationId: 'getPortalSession',
             summary: 'Who is signed in: the tenant and the key in use',
-            response: { 200: envelope(PortalIdentity), 401: ErrorBody, 403: ErrorBody, 429: ErrorBody },
+            response: { 200: envelope(PortalIdentity) },
           },
         },
         async (request) => ({
@@ -131,11 +135,12 @@ export function portalLinkRoutes(config: Config, store: Store): FastifyPluginAsy
         {
           schema: {
             tags: ['Portal'],
+            operationId: 'deletePortalSession',
             summary: 'Sign out',
             description:
               'Ends a session key that a portal link gave. Any other API key is left as it is: ' +
               'signing out of the portal only forgets it in the browser.',
-            response: { 204: Type.Null(), 401: ErrorBody, 403: ErrorBody, 429: ErrorBody },
+            response: { 204: Type.Null() },
           },
         },
         async (request, reply) => {

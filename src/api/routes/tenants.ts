@@ -21,7 +21,6 @@ import {
   CreateApiKeyBody,
   CreatedApiKey,
   CreateTenantBody,
-  ErrorBody,
   envelope,
   KeyParams,
   SlugParams,
@@ -29,7 +28,6 @@ import {
   UpdateTenantBody,
 } from '../schemas.js';
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 422: ErrorBody };
 const dedupe = (list: string[]) => [...new Set(list)];
 
 /** A 422 on notification_email when it is given and is not an address (null clears it). */
@@ -44,7 +42,7 @@ function checkNotificationEmail(value: string | null | undefined): void {
 /** The tenant named in an operator URL; a 404 when there is none. */
 export async function tenantOr404(store: Store, slug: string): Promise<TenantRecord> {
   const tenant = isSlug(slug) ? await findTenantBySlug(store, slug) : undefined;
-  if (!tenant) throw notFound();
+  if (!tenant) throw notFound('Tenant', `'${slug}'`);
   return tenant;
 }
 
@@ -52,11 +50,19 @@ export async function tenantOr404(store: Store, slug: string): Promise<TenantRec
 export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.addHook('onRequest', operatorAuth(config));
-    const schema = { hide: true, tags: ['Operators'] };
+    const tags = ['Tenants'];
 
     app.post(
       '/internal/v1/tenants',
-      { schema: { ...schema, body: CreateTenantBody, response: { 201: envelope(Tenant), ...errors } } },
+      {
+        schema: {
+          tags,
+          operationId: 'createTenant',
+          summary: 'Create a tenant',
+          body: CreateTenantBody,
+          response: { 201: envelope(Tenant) },
+        },
+      },
       async (request, reply) => {
         const { features = [], ...rest } = request.body;
         checkNotificationEmail(rest.notification_email);
@@ -69,7 +75,15 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
 
     app.get(
       '/internal/v1/tenants/:slug',
-      { schema: { ...schema, params: SlugParams, response: { 200: envelope(Tenant), ...errors } } },
+      {
+        schema: {
+          tags,
+          operationId: 'getTenant',
+          summary: 'Retrieve a tenant, with its live API keys',
+          params: SlugParams,
+          response: { 200: envelope(Tenant) },
+        },
+      },
       async (request) => {
         const tenant = await tenantOr404(store, request.params.slug);
         return {
@@ -83,21 +97,24 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       '/internal/v1/tenants/:slug',
       {
         schema: {
-          ...schema,
+          tags,
+          operationId: 'updateTenant',
+          summary: "Change a tenant's name, plan, feature flags, webhook limit or notification address",
           params: SlugParams,
           body: UpdateTenantBody,
-          response: { 200: envelope(Tenant), ...errors },
+          response: { 200: envelope(Tenant) },
         },
       },
       async (request) => {
         const { features, ...rest } = request.body;
-        if (!isSlug(request.params.slug)) throw notFound();
+        const slug = request.params.slug;
+        if (!isSlug(slug)) throw notFound('Tenant', `'${slug}'`);
         checkNotificationEmail(rest.notification_email);
         const tenant = await updateTenant(store, request.params.slug, {
           ...rest,
           ...(features && { features: dedupe(features) }),
         });
-        if (!tenant) throw notFound();
+        if (!tenant) throw notFound('Tenant', `'${slug}'`);
         return { data: presentTenant(tenant, config.maxWebhooksPerTenant), meta: meta(request) };
       },
     );
@@ -106,10 +123,12 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       '/internal/v1/tenants/:slug/api-keys',
       {
         schema: {
-          ...schema,
+          tags,
+          operationId: 'createApiKey',
+          summary: 'Create an API key; the key is shown only in this answer',
           params: SlugParams,
           body: CreateApiKeyBody,
-          response: { 201: envelope(CreatedApiKey), ...errors },
+          response: { 201: envelope(CreatedApiKey) },
         },
       },
       async (request, reply) => {
@@ -138,10 +157,21 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
 
     app.delete(
       '/internal/v1/tenants/:slug/api-keys/:id',
-      { schema: { ...schema, params: KeyParams, response: { 204: Type.Null(), ...errors } } },
+      {
+        schema: {
+          tags,
+          operationId: 'revokeApiKey',
+          summary: 'Revoke an API key',
+          params: KeyParams,
+          response: { 204: Type.Null() },
+        },
+      },
       async (request, reply) => {
         const tenant = await tenantOr404(store, request.params.slug);
-        if (!(await revokeApiKey(store, tenant.id, parseId(request.params.id)))) throw notFound();
+        const keyId = parseId(request.params.id, 'API key');
+        if (!(await revokeApiKey(store, tenant.id, keyId))) {
+          throw notFound('API key', `${request.params.id} of tenant '${tenant.slug}'`);
+        }
         return reply.code(204).send(null);
       },
     );

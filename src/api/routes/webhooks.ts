@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { Config } from '../../config.js';
 import { AddressPolicy } from '../../domain/address-policy.js';
-import { EVENT_TYPES } from '../../domain/events.js';
+import { EVENT_TYPES, isEventType, isSubscribable } from '../../domain/events.js';
 import { mergeErrors } from '../../domain/field-errors.js';
 import { encryptSecret, generateWebhookSecret } from '../../domain/secrets.js';
 import { statsBuckets } from '../../domain/stats.js';
@@ -31,11 +31,10 @@ import {
   type Webhook as WebhookRecord,
 } from '../../store/webhooks.js';
 import { tenantAuth } from '../auth.js';
-import { fieldErrorsFromSchema, notFound, parseId, validationFailed } from '../errors.js';
+import { fieldErrorsFromSchema, notFound, parseId, unknownEventType, validationFailed } from '../errors.js';
 import { meta, presentStats, presentWebhook } from '../present.js';
 import {
   CreateWebhookBody,
-  ErrorBody,
   EventType,
   envelope,
   IdParams,
@@ -48,16 +47,6 @@ import {
   WebhookStats as WebhookStatsSchema,
   WebhookWithSecret,
 } from '../schemas.js';
-
-const errors = {
-  400: ErrorBody,
-  401: ErrorBody,
-  403: ErrorBody,
-  404: ErrorBody,
-  413: ErrorBody,
-  422: ErrorBody,
-  429: ErrorBody,
-};
 
 /** The public Webhooks API: `/api/v1/webhooks`. */
 export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncTypebox {
@@ -78,8 +67,8 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
   }
 
   async function found(tenantId: number, rawId: string): Promise<WebhookRecord> {
-    const webhook = await findWebhook(store, tenantId, parseId(rawId));
-    if (!webhook) throw notFound();
+    const webhook = await findWebhook(store, tenantId, parseId(rawId, 'Webhook'));
+    if (!webhook) throw notFound('Webhook', rawId);
     return webhook;
   }
 
@@ -92,13 +81,23 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
       {
         schema: {
           tags,
+          operationId: 'listWebhooks',
           summary: 'List all webhooks',
           querystring: ListWebhooksQuery,
-          response: { 200: WebhookList, ...errors },
+          response: { 200: WebhookList },
         },
       },
       async (request) => {
         const { page, per_page, is_active, health, event } = request.query;
+        if (event !== undefined && !isSubscribable(event)) {
+          throw validationFailed({
+            event: [
+              isEventType(event)
+                ? `No webhook receives ${event}: it cannot be subscribed to.`
+                : unknownEventType(event),
+            ],
+          });
+        }
         const { webhooks, total } = await listWebhooks(
           store,
           request.tenant.id,
@@ -121,8 +120,9 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
       {
         schema: {
           tags,
+          operationId: 'listEventTypes',
           summary: 'List available event types',
-          response: { 200: envelope(Type.Array(EventType)), ...errors },
+          response: { 200: envelope(Type.Array(EventType)) },
         },
       },
       async (request) => ({ data: EVENT_TYPES, meta: meta(request) }),
@@ -133,9 +133,10 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
       {
         schema: {
           tags,
+          operationId: 'getWebhook',
           summary: 'Retrieve a single webhook',
           params: IdParams,
-          response: { 200: envelope(WebhookWithSecret), ...errors },
+          response: { 200: envelope(WebhookWithSecret) },
         },
       },
       async (request) => ({
@@ -150,9 +151,10 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
         attachValidation: true,
         schema: {
           tags,
+          operationId: 'createWebhook',
           summary: 'Create a new webhook',
           body: CreateWebhookBody,
-          response: { 201: envelope(WebhookWithSecret), ...errors },
+          response: { 201: envelope(WebhookWithSecret) },
         },
       },
       async (request, reply) => {
@@ -192,17 +194,18 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
         attachValidation: true,
         schema: {
           tags,
+          operationId: 'updateWebhook',
           summary: 'Update a webhook',
           params: IdParams,
           body: UpdateWebhookBody,
-          response: { 200: envelope(Webhook), ...errors },
+          response: { 200: envelope(Webhook) },
         },
       },
       async (request) => {
-        const id = parseId(request.params.id);
+        const id = parseId(request.params.id, 'Webhook');
         const fields = checked(request);
         const webhook = await updateWebhook(store, request.tenant.id, id, fields);
-        if (!webhook) throw notFound();
+        if (!webhook) throw notFound('Webhook', request.params.id);
         // Switched on again: its held deliveries may be due now.
         if (fields.is_active === true) await wakeWorkers(store);
         return { data: presentWebhook(webhook), meta: meta(request) };
@@ -218,6 +221,8 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
         },
         schema: {
           tags,
+          operationId: 'rotateWebhookSecret',
+          'x-body-optional': true,
           summary: "Rotate a webhook's signing secret",
           description:
             'Returns the webhook with its new secret. During the grace period every delivery is ' +
@@ -226,17 +231,17 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
             'Rotating again during a grace period replaces the previous secret (only one is kept).',
           params: IdParams,
           body: RotateSecretBody,
-          response: { 200: envelope(WebhookWithSecret), ...errors },
+          response: { 200: envelope(WebhookWithSecret) },
         },
       },
       async (request) => {
-        const id = parseId(request.params.id);
+        const id = parseId(request.params.id, 'Webhook');
         const grace = request.body.grace_period_seconds ?? GRACE_PERIOD_SECONDS.default;
         const webhook = await rotateWebhookSecret(store, request.tenant.id, id, {
           secretCiphertext: encryptSecret(config.secretsKey, generateWebhookSecret()),
           graceMs: grace * 1000,
         });
-        if (!webhook) throw notFound();
+        if (!webhook) throw notFound('Webhook', request.params.id);
         return { data: presentWebhook(webhook, config.secretsKey), meta: meta(request) };
       },
     );
@@ -246,6 +251,7 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
       {
         schema: {
           tags,
+          operationId: 'getWebhookStats',
           summary: "A webhook's delivery statistics",
           description:
             'Deliveries created in the window, each counted once by its current status (a delivery ' +
@@ -254,7 +260,7 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
             'or day, the attempts started and their median and 95th percentile duration.',
           params: IdParams,
           querystring: StatsQuery,
-          response: { 200: envelope(WebhookStatsSchema), ...errors },
+          response: { 200: envelope(WebhookStatsSchema) },
         },
       },
       async (request) => {
@@ -271,13 +277,16 @@ export function webhookRoutes(config: Config, store: Store): FastifyPluginAsyncT
       {
         schema: {
           tags,
+          operationId: 'deleteWebhook',
           summary: 'Delete a webhook',
           params: IdParams,
-          response: { 204: Type.Null(), ...errors },
+          response: { 204: Type.Null() },
         },
       },
       async (request, reply) => {
-        if (!(await deleteWebhook(store, request.tenant.id, parseId(request.params.id)))) throw notFound();
+        const id = parseId(request.params.id, 'Webhook');
+        if (!(await deleteWebhook(store, request.tenant.id, id)))
+          throw notFound('Webhook', request.params.id);
         return reply.code(204).send(null);
       },
     );
