@@ -367,7 +367,12 @@ const extraKeys = fc.oneof(
   { weight: 6, arbitrary: fc.constant({}) },
   {
     weight: 1,
-    arbitrary: fc.dictionary(unknownKey, fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 2 }),
+    // A `__proto__` key at any depth is refused as malformed (400): left to the raw-body tests.
+    arbitrary: fc.dictionary(
+      unknownKey,
+      fc.jsonValue({ maxDepth: 2 }).filter((v) => !JSON.stringify(v).includes('"__proto__"')),
+      { minKeys: 1, maxKeys: 2 },
+    ),
   },
 );
 const fieldsRecord = (requiredKeys: Field[]) =>

@@ -197,7 +197,8 @@ export async function createDeliveryHarness(
         data,
         ...(id && { id }),
       });
-      if (res.status !== 202) throw new Error(`publish: ${JSON.stringify(res.body)}`);
+      // 202: published; 200: published before with this id (`duplicate`).
+      if (res.status !== 202 && res.status !== 200) throw new Error(`publish: ${JSON.stringify(res.body)}`);
       return res.body.data;
     },
     async deliveries(webhookId) {
