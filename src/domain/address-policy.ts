@@ -33,7 +33,7 @@ export class AddressPolicy {
       .replace(/\.$/, '')
       .toLowerCase();
     if (host === 'localhost' || host.endsWith('.localhost')) {
-      return this.refusal('127.0.0.1') && 'localhost';
+      return this.refusal('127.0.0.1') && 'loopback name';
     }
     return ipaddr.isValid(host) ? this.refusal(host) : null;
   }

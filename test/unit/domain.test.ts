@@ -52,13 +52,13 @@ describe('address policy', () => {
     expect(local.refusal('fd12::1')).toBeNull();
     expect(local.refusal('10.0.0.1')).not.toBeNull();
     expect(local.hostRefusal('localhost')).toBeNull();
-    expect(policy.hostRefusal('localhost')).toBe('localhost');
+    expect(policy.hostRefusal('localhost')).toBe('loopback name');
   });
 
   it('checks IP literals in URL form and leaves host names to resolution', () => {
     expect(policy.hostRefusal('[::1]')).toBe('loopback address');
     expect(policy.hostRefusal('example.com')).toBeNull();
-    expect(policy.hostRefusal('foo.LOCALHOST')).toBe('localhost');
+    expect(policy.hostRefusal('foo.LOCALHOST')).toBe('loopback name');
   });
 });
 
