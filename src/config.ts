@@ -338,7 +338,16 @@ function secretsKey(raw: string, name: string): Buffer {
 export interface LoadOptions {
   /** Told once when an admin token was generated, so that it can be printed. */
   onAdminTokenCreated?: (token: string, file: string) => void;
+  /**
+   * False: nothing is written to DATA_DIR (commands that must leave nothing behind). An admin
+   * token that is neither set nor stored is then made for this process only (enough for requests
+   * made in process), and a secrets key that is neither set nor stored is refused when used: what
+   * a key of this process alone encrypted could never be read again. Default true.
+   */
+  createFiles?: boolean;
 }
+
+const newAdminToken = () => `adm_${randomBytes(24).toString('base64url')}`;
 
 /** Environment -> typed, validated configuration. Throws `ConfigError` naming the variable. */
 export function loadConfig(env: Env = process.env, options: LoadOptions = {}): Config {
@@ -377,15 +386,25 @@ export function loadConfig(env: Env = process.env, options: LoadOptions = {}): C
   };
   const secrets = env.SECRETS_KEY ? secretsKey(env.SECRETS_KEY, 'SECRETS_KEY') : undefined;
 
+  const create = options.createFiles ?? true;
   const adminTokenFile = path.join(dataDir, 'admin-token');
   const adminToken =
     env.ADMIN_TOKEN ||
-    generatedFile(
-      adminTokenFile,
-      () => `adm_${randomBytes(24).toString('base64url')}`,
-      (token) => options.onAdminTokenCreated?.(token, adminTokenFile),
-    );
+    (create || existsSync(adminTokenFile)
+      ? generatedFile(adminTokenFile, newAdminToken, (token) =>
+          options.onAdminTokenCreated?.(token, adminTokenFile),
+        )
+      : newAdminToken());
   const keyFile = path.join(dataDir, 'secrets.key');
+  if (!secrets && !create && !existsSync(keyFile)) {
+    const config = { ...plain, adminToken } as Config;
+    return Object.defineProperty(config, 'secretsKey', {
+      enumerable: true,
+      get() {
+        throw new ConfigError(`SECRETS_KEY is not set and there is no key file ${keyFile}`);
+      },
+    });
+  }
   const key =
     secrets ??
     secretsKey(

@@ -1,17 +1,35 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describeDatabaseUrl } from '../src/cli/database.js';
+import { buildProgram } from '../src/cli/program.js';
 
 /**
- * The command line as an operator uses it: `npx tsx src/cli.ts ...` in child processes, each test
+ * The command line as an operator uses it: `src/cli.ts` run by tsx in child processes, each test
  * with a fresh DATA_DIR and the embedded SQLite database. Every run costs about a second.
  */
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TIMEOUT = 90_000;
+/** tsx's loader by its full address: the CLI also runs from folders where `tsx` cannot be found. */
+const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const CLI = path.join(ROOT, 'src', 'cli.ts');
 
 interface Run {
   code: number | null;
@@ -24,17 +42,23 @@ interface Run {
  * The environment of a clean shell: no configuration variables from the test run (DATABASE_URL,
  * ADMIN_TOKEN, PORT...) leak in; only what these tests set.
  */
-function cleanEnv(dataDir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+function cleanEnv(dataDir: string | undefined, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const keep = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'TERM'];
   const env: NodeJS.ProcessEnv = {};
   for (const name of keep) if (process.env[name] !== undefined) env[name] = process.env[name];
-  return { ...env, npm_config_update_notifier: 'false', DATA_DIR: dataDir, ...extra };
+  return {
+    ...env,
+    npm_config_update_notifier: 'false',
+    ...(dataDir !== undefined && { DATA_DIR: dataDir }),
+    ...extra,
+  };
 }
 
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+/** Runs the CLI in `cwd` (the project's folder unless told), as `plandocket-webhooks ...` would. */
+function cli(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn('npx', ['tsx', 'src/cli.ts', ...args], {
-      cwd: ROOT,
+    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+      cwd,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -52,10 +76,16 @@ function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
 }
 
 /** A run that must succeed; its stdout parsed as JSON. */
-async function cliJson(args: string[], env: NodeJS.ProcessEnv): Promise<Record<string, any>> {
-  const run = await cli(args, env);
+async function cliJson(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Record<string, any>> {
+  const run = await cli(args, env, cwd);
   expect(run.code, `${args.join(' ')}\n${run.stderr}`).toBe(0);
   return JSON.parse(run.stdout);
+}
+
+/** `migrate`, as an operator runs it first: only it and `serve` create the database. */
+async function migrateFirst(env: NodeJS.ProcessEnv): Promise<void> {
+  const run = await cli(['migrate'], env);
+  expect(run.code, `migrate\n${run.stderr}`).toBe(0);
 }
 
 /** A failed run: exit code 1, nothing on stdout, a message on stderr and no stack trace. */
@@ -65,6 +95,39 @@ function expectFailure(run: Run, label: string): void {
   expect(run.stderr.trim().length, label).toBeGreaterThan(0);
   expect(run.stderr, label).not.toMatch(/^\s+at .+:\d+:\d+\)?$/m);
 }
+
+/**
+ * A 404's message, printed as the API gives it, naming what was not found (`Tenant 'nope' not
+ * found.`, `Webhook 999 not found.`, `API key 999 of tenant 'acme' not found.`).
+ */
+const notFound = (name: string) =>
+  new RegExp(`^[A-Z][^\\n]*[ ']${name.replace(/\W/g, '\\$&')}'?( [^\\n]*)? not found\\.\n$`);
+
+const noDatabase = (sqlitePath: string) =>
+  `No database at ${sqlitePath}. Run this command from the folder the service was started in, ` +
+  "set DATA_DIR to the service's data folder, or create one with 'plandocket-webhooks migrate'.\n";
+
+/** Every command of the tree, as the words that name it (the program itself first: []). */
+function commandPaths(command: Command, prefix: string[] = []): { path: string[]; command: Command }[] {
+  return [
+    { path: prefix, command },
+    ...command.commands.flatMap((c) => commandPaths(c, [...prefix, c.name()])),
+  ];
+}
+
+/** A command's `--help`, as the CLI prints it (with the text added after it). */
+function helpOf(command: Command): string {
+  let help = '';
+  command.configureOutput({
+    writeOut: (text) => {
+      help += text;
+    },
+  });
+  command.outputHelp();
+  return help;
+}
+
+const oneLine = (text: string) => text.replace(/\s+/g, ' ');
 
 const isoTime = (value: unknown) => typeof value === 'string' && new Date(value).toISOString() === value;
 
@@ -112,6 +175,219 @@ describe('command line', () => {
   );
 
   it(
+    'run where there is no database, a command exits 1 naming where it looked and leaves the folder empty; migrate creates the database',
+    async () => {
+      // A folder where the service never ran, and nothing set: the database would be ./data here.
+      const folder = realpathSync(dataDir);
+      const shell = cleanEnv(undefined);
+      const commands = [
+        ['tenant', 'show', 'acme'],
+        ['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business'],
+        ['key', 'revoke', 'acme', '1'],
+        ['emit', 'acme', 'invoice.paid'],
+        ['portal-link', 'acme'],
+        ['deliveries', 'list', 'acme', '1'],
+        ['recover', 'acme', '1', '--since', new Date().toISOString()],
+        ['prune'],
+      ];
+      const runs = await Promise.all(commands.map((args) => cli(args, shell, folder)));
+      runs.forEach((run, i) => {
+        const label = (commands[i] as string[]).join(' ');
+        expectFailure(run, label);
+        expect(run.stderr, label).toBe(noDatabase(path.join(folder, 'data', 'webhooks.db')));
+      });
+      expect(readdirSync(folder), 'no data folder, admin token or secrets key made').toEqual([]);
+
+      // DATA_DIR naming a folder that does not exist (relative: from the current folder), or an
+      // empty one: the same message naming it, and nothing made or written into it.
+      const [named, empty] = await Promise.all([
+        cli(['tenant', 'show', 'acme'], cleanEnv('srv/data'), folder),
+        (async () => {
+          mkdirSync(path.join(folder, 'empty'));
+          return cli(['tenant', 'show', 'acme'], cleanEnv(path.join(folder, 'empty')), folder);
+        })(),
+      ]);
+      expectFailure(named, 'a DATA_DIR that does not exist');
+      expect(named.stderr).toBe(noDatabase(path.join(folder, 'srv', 'data', 'webhooks.db')));
+      expectFailure(empty, 'an empty DATA_DIR');
+      expect(empty.stderr).toBe(noDatabase(path.join(folder, 'empty', 'webhooks.db')));
+      expect(readdirSync(folder)).toEqual(['empty']);
+      expect(readdirSync(path.join(folder, 'empty'))).toEqual([]);
+
+      const migrated = await cli(['migrate'], shell, folder);
+      expect(migrated.code, migrated.stderr).toBe(0);
+      expect(migrated.stdout).toMatch(/^Applied: /);
+      expect(migrated.stderr).toContain(path.join(folder, 'data', 'admin-token'));
+      expect(readdirSync(path.join(folder, 'data'))).toEqual(
+        expect.arrayContaining(['admin-token', 'secrets.key', 'webhooks.db']),
+      );
+
+      // Now the same commands reach the database, and say what they did not find in the API's own
+      // words: the CLI prints the operator API's message as it is.
+      const { buildApp } = await import('../src/api/app.js');
+      const { loadConfig } = await import('../src/config.js');
+      const { openStore } = await import('../src/store/db.js');
+      const config = loadConfig({ DATA_DIR: path.join(folder, 'data') });
+      await cliJson(['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business'], shell, folder);
+      // The command, the same request to the API, and what was not found.
+      const cases: [string[], 'GET' | 'POST' | 'DELETE', string, string][] = [
+        [['tenant', 'show', 'nope'], 'GET', '/internal/v1/tenants/nope', 'nope'],
+        [['key', 'revoke', 'acme', '999'], 'DELETE', '/internal/v1/tenants/acme/api-keys/999', '999'],
+        [
+          ['deliveries', 'list', 'acme', '42'],
+          'GET',
+          '/internal/v1/tenants/acme/webhooks/42/deliveries',
+          '42',
+        ],
+        [['portal-link', 'nope'], 'POST', '/internal/v1/tenants/nope/portal-links', 'nope'],
+      ];
+      const [created, ...unknown] = await Promise.all([
+        cli(['tenant', 'show', 'acme'], shell, folder),
+        ...cases.map(([args]) => cli(args, shell, folder)),
+      ]);
+      expect(created?.code, created?.stderr).toBe(0);
+      const store = await openStore({ sqlitePath: config.sqlitePath });
+      const app = await buildApp({ config, store });
+      try {
+        for (const [i, [args, method, url, missing]] of cases.entries()) {
+          const label = args.join(' ');
+          const answer = await app.inject({
+            method,
+            url,
+            headers: { authorization: `Bearer ${config.adminToken}` },
+          });
+          expect(answer.statusCode, label).toBe(404);
+          const run = unknown[i] as Run;
+          expectFailure(run, label);
+          expect(run.stderr, label).toBe(`${answer.json().error}\n`);
+          expect(run.stderr, label).toMatch(notFound(missing));
+        }
+      } finally {
+        await app.close();
+        await store.close();
+      }
+    },
+    2 * TIMEOUT,
+  );
+
+  it(
+    'only migrate and serve write to DATA_DIR: with the admin token and secrets key given to the service, other commands make neither',
+    async () => {
+      const service = {
+        ADMIN_TOKEN: `adm_${'x'.repeat(32)}`,
+        SECRETS_KEY: Buffer.alloc(32, 7).toString('hex'),
+      };
+      const migrated = await cli(['migrate'], { ...env, ...service });
+      expect(migrated.code, migrated.stderr).toBe(0);
+      const files = readdirSync(dataDir).sort();
+      expect(files).toContain('webhooks.db');
+      expect(files).not.toContain('admin-token');
+      expect(files).not.toContain('secrets.key');
+
+      // The operator's shell lacks both: the command works all the same and writes neither.
+      const created = await cli(['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business'], env);
+      expect(created.code, created.stderr).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({ slug: 'acme' });
+      expect(created.stderr).toBe('');
+      const after = readdirSync(dataDir);
+      expect(after).not.toContain('admin-token');
+      expect(after).not.toContain('secrets.key');
+    },
+    TIMEOUT,
+  );
+
+  it('names a PostgreSQL database without its password', () => {
+    expect(
+      describeDatabaseUrl(
+        'postgres://webhooks:s3cret@db.internal:5432/webhooks?options=-c%20search_path%3Dhooks&sslmode=require',
+      ),
+    ).toBe('postgres://webhooks@db.internal:5432/webhooks');
+    expect(describeDatabaseUrl('postgresql://db.internal/webhooks')).toBe(
+      'postgresql://db.internal/webhooks',
+    );
+  });
+
+  it.skipIf(!process.env.TEST_DATABASE_URL)(
+    'on PostgreSQL, a command other than migrate and serve creates no tables: it says the database has not been migrated',
+    async () => {
+      const base = process.env.TEST_DATABASE_URL as string;
+      const schema = `cli_${Date.now().toString(36)}_${process.pid}`;
+      const admin = new pg.Client({ connectionString: base });
+      await admin.connect();
+      await admin.query(`create schema ${schema}`);
+      const tables = async () =>
+        (await admin.query('select tablename from pg_catalog.pg_tables where schemaname = $1', [schema])).rows
+          .length;
+      try {
+        const url = `${base}${base.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+        const folder = realpathSync(dataDir);
+        const shell = cleanEnv(undefined, { DATABASE_URL: url });
+        const [shown, link] = await Promise.all([
+          cli(['tenant', 'show', 'acme'], shell, folder),
+          cli(['portal-link', 'acme'], shell, folder),
+        ]);
+        const message =
+          `The database ${describeDatabaseUrl(base)} (schema ${schema}) has not been migrated. ` +
+          "Check that DATABASE_URL names the service's database, or create its tables with 'plandocket-webhooks migrate'.\n";
+        for (const [label, run] of [
+          ['tenant show', shown],
+          ['portal-link', link],
+        ] as const) {
+          expectFailure(run, label);
+          expect(run.stderr, label).toBe(message);
+        }
+        const password = URL.canParse(base) ? new URL(base).password : '';
+        if (password) expect(shown.stderr).not.toContain(password);
+        expect(await tables(), 'no table created').toBe(0);
+        expect(readdirSync(folder), 'nothing written here').toEqual([]);
+
+        const migrated = await cli(['migrate'], shell, folder);
+        expect(migrated.code, migrated.stderr).toBe(0);
+        expect(await tables()).toBeGreaterThan(0);
+        const unknown = await cli(['tenant', 'show', 'acme'], shell, folder);
+        expectFailure(unknown, 'an unknown tenant once migrated');
+        expect(unknown.stderr).toMatch(notFound('acme'));
+      } finally {
+        await admin.query(`drop schema ${schema} cascade`);
+        await admin.end();
+      }
+    },
+    TIMEOUT,
+  );
+
+  it(
+    '--help of every command and subcommand has a description and an example',
+    async () => {
+      // Every command's help, from the command tree itself (in process: one CLI run each would
+      // cost a second apiece); a few of them also from the CLI, to show they are what it prints.
+      const commands = commandPaths(buildProgram());
+      expect(commands.length).toBeGreaterThan(15);
+      const helps = commands.map(({ command }) => helpOf(command));
+      commands.forEach(({ path: words, command }, i) => {
+        const help = helps[i] as string;
+        const name = ['plandocket-webhooks', ...words].join(' ');
+        expect(help, name).toMatch(new RegExp(`^Usage: ${name} `));
+        expect(command.description().length, `${name}: a description`).toBeGreaterThan(10);
+        expect(oneLine(help), name).toContain(oneLine(command.description()));
+        expect(help, `${name}: an example`).toMatch(/\nExamples?:\n {2}\$ /);
+        const example = help.slice(help.search(/\nExamples?:\n/));
+        expect(example, `${name}: its example runs it`).toMatch(new RegExp(`\\$ .*${name}( |\n)`));
+      });
+
+      const sample = [[], ['tenant'], ['key', 'revoke'], ['portal-link'], ['deliveries', 'list']];
+      const runs = await Promise.all(sample.map((words) => cli([...words, '--help'], env)));
+      sample.forEach((words, i) => {
+        const run = runs[i] as Run;
+        const label = `${words.join(' ')} --help`;
+        expect(run.code, `${label}: ${run.stderr}`).toBe(0);
+        const index = commands.findIndex(({ path: p }) => p.join(' ') === words.join(' '));
+        expect(oneLine(run.stdout), label).toBe(oneLine(helps[index] as string));
+      });
+    },
+    TIMEOUT,
+  );
+
+  it(
     'generates the admin token on first use, prints it once to stderr and stores it in DATA_DIR/admin-token',
     async () => {
       const tokenFile = path.join(dataDir, 'admin-token');
@@ -139,6 +415,7 @@ describe('command line', () => {
   it(
     'manages a tenant and its API keys: create, show, update, key create, key revoke',
     async () => {
+      await migrateFirst(env);
       const created = await cliJson(
         [
           'tenant',
@@ -230,7 +507,7 @@ describe('command line', () => {
 
       const again = await cli(['key', 'revoke', 'acme', String(key.id)], env);
       expectFailure(again, 'revoking a revoked key');
-      expect(again.stderr).toBe('Resource not found\n');
+      expect(again.stderr).toMatch(notFound(String(key.id)));
     },
     TIMEOUT,
   );
@@ -238,23 +515,36 @@ describe('command line', () => {
   it(
     'portal-link prints a one-time link to the portal for a tenant; an unknown tenant exits 1',
     async () => {
+      await migrateFirst(env);
       await cliJson(
         ['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business', '--features', 'webhooks'],
         env,
       );
-      const link = await cliJson(['portal-link', 'acme'], { ...env, PORT: '9123' });
+      // Links name PUBLIC_URL, else http://localhost:$PORT (8080 when PORT is not set).
+      const [link, atDefaultPort, atPublicUrl, publicUrlOverPort] = await Promise.all([
+        cliJson(['portal-link', 'acme'], { ...env, PORT: '9123' }),
+        cliJson(['portal-link', 'acme'], env),
+        cliJson(['portal-link', 'acme'], { ...env, PUBLIC_URL: 'https://webhooks.example.com' }),
+        cliJson(['portal-link', 'acme'], {
+          ...env,
+          PORT: '9123',
+          PUBLIC_URL: 'https://example.com/webhooks/',
+        }),
+      ]);
       expect(link.url).toMatch(/^http:\/\/localhost:9123\/portal\/#token=pdp_[A-Za-z0-9_-]{43}$/);
       expect(Date.parse(link.expires_at)).toBeGreaterThan(Date.now());
-      const atPublicUrl = await cliJson(['portal-link', 'acme'], {
-        ...env,
-        PUBLIC_URL: 'https://webhooks.example.com',
-      });
+      expect(atDefaultPort.url).toMatch(/^http:\/\/localhost:8080\/portal\/#token=pdp_/);
       expect(atPublicUrl.url).toMatch(/^https:\/\/webhooks\.example\.com\/portal\/#token=pdp_/);
-      expect(atPublicUrl.url).not.toBe(link.url);
+      expect(publicUrlOverPort.url).toMatch(/^https:\/\/example\.com\/webhooks\/portal\/#token=pdp_/);
+      expect(new Set([link, atDefaultPort, atPublicUrl, publicUrlOverPort].map((l) => l.url)).size).toBe(4);
+
+      const help = await cli(['portal-link', '--help'], env);
+      expect(help.code, help.stderr).toBe(0);
+      expect(oneLine(help.stdout)).toContain('Links name PUBLIC_URL, else http://localhost:$PORT');
 
       const unknown = await cli(['portal-link', 'nobody'], env);
       expectFailure(unknown, 'portal link for an unknown tenant');
-      expect(unknown.stderr).toBe('Resource not found\n');
+      expect(unknown.stderr).toMatch(notFound('nobody'));
     },
     TIMEOUT,
   );
@@ -262,7 +552,8 @@ describe('command line', () => {
   it(
     'bad input exits 1 with a readable message',
     async () => {
-      // Sequentially first: the first command creates the admin token, the database and the tenant.
+      // Sequentially first: the database, the admin token and the tenant.
+      await migrateFirst(env);
       await cliJson(['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business'], env);
 
       const cases: [string, string[], RegExp][] = [
@@ -276,15 +567,11 @@ describe('command line', () => {
           ['tenant', 'update', 'acme', '--plan', 'platinum'],
           /'platinum' is invalid\. Choose one of: standard, professional, business, enterprise\./,
         ],
-        ['an unknown tenant (show)', ['tenant', 'show', 'nope'], /^Resource not found\n$/],
-        ['an unknown tenant (update)', ['tenant', 'update', 'nope', '--name', 'X'], /^Resource not found\n$/],
-        [
-          'an unknown tenant (key create)',
-          ['key', 'create', 'nope', '--name', 'ci'],
-          /^Resource not found\n$/,
-        ],
-        ['an unknown key', ['key', 'revoke', 'acme', '999'], /^Resource not found\n$/],
-        ['a key id that is not a number', ['key', 'revoke', 'acme', 'abc'], /^Resource not found\n$/],
+        ['an unknown tenant (show)', ['tenant', 'show', 'nope'], notFound('nope')],
+        ['an unknown tenant (update)', ['tenant', 'update', 'nope', '--name', 'X'], notFound('nope')],
+        ['an unknown tenant (key create)', ['key', 'create', 'nope', '--name', 'ci'], notFound('nope')],
+        ['an unknown key', ['key', 'revoke', 'acme', '999'], notFound('999')],
+        ['a key id that is not a number', ['key', 'revoke', 'acme', 'abc'], notFound('abc')],
         [
           'a duplicate slug',
           ['tenant', 'create', 'acme', '--name', 'Again', '--plan', 'business'],
@@ -319,7 +606,7 @@ describe('command line', () => {
       const acme = await cliJson(['tenant', 'show', 'acme'], env);
       expect(acme).toMatchObject({ name: 'Acme', plan: 'business', api_keys: [] });
     },
-    TIMEOUT,
+    2 * TIMEOUT,
   );
 
   it(
@@ -355,6 +642,7 @@ describe('command line', () => {
   it(
     'inspects, retries and recovers deliveries, sends a test event and prunes: tables, or JSON with --json',
     async () => {
+      await migrateFirst(env);
       await cliJson(
         ['tenant', 'create', 'acme', '--name', 'Acme', '--plan', 'business', '--features', 'webhooks'],
         env,
@@ -456,9 +744,9 @@ describe('command line', () => {
       expect(prunedJson).toEqual({ deliveries: 0, events: 0 });
 
       const cases: [string, string[], RegExp][] = [
-        ['an unknown webhook', ['deliveries', 'list', 'acme', '999'], /^Resource not found\n$/],
-        ['an unknown tenant', ['deliveries', 'list', 'nope', hook], /^Resource not found\n$/],
-        ['an unknown delivery', ['deliveries', 'show', 'acme', hook, 'dlv_nope'], /^Resource not found\n$/],
+        ['an unknown webhook', ['deliveries', 'list', 'acme', '999'], notFound('999')],
+        ['an unknown tenant', ['deliveries', 'list', 'nope', hook], notFound('nope')],
+        ['an unknown delivery', ['deliveries', 'show', 'acme', hook, 'dlv_nope'], notFound('dlv_nope')],
         [
           'bad list options',
           ['deliveries', 'list', 'acme', hook, '--limit', '0', '--status', 'done'],

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { presentDelivery, presentDeliveryDetail } from '../api/present.js';
 import type { RecoverProgress } from '../store/delivery-log.js';
-import { fields, json, progressBar, type Row, table } from './output.js';
+import { examples, fields, json, progressBar, type Row, table } from './output.js';
 
 /**
  * Operator commands for the delivery log: they call the operator API in process, the same
@@ -63,7 +63,17 @@ function showDelivery(d: DeliveryDetail): string {
 }
 
 export function deliveriesCommand(request: OperatorRequest): Command {
-  const command = new Command('deliveries').description("inspect and retry a webhook's deliveries");
+  const command = new Command('deliveries')
+    .description("inspect and retry a webhook's deliveries")
+    .addHelpText(
+      'after',
+      examples(
+        'deliveries list acme 42 --status failed',
+        'deliveries show acme 42 dlv_01J9ZQ4T6V8X2N3M5K7P9R1S3T',
+        'deliveries retry acme 42 dlv_01J9ZQ4T6V8X2N3M5K7P9R1S3T',
+        'deliveries test acme 42',
+      ),
+    );
 
   command
     .command('list <tenant> <webhook-id>')
@@ -75,6 +85,13 @@ export function deliveriesCommand(request: OperatorRequest): Command {
     .option('--limit <n>', 'at most this many (1 to 100)', '25')
     .option('--cursor <cursor>', 'the next page, as printed below the previous one')
     .option(...jsonOption)
+    .addHelpText(
+      'after',
+      examples(
+        'deliveries list acme 42 --status failed --since 2025-06-01T00:00:00Z',
+        'deliveries list acme 42 --limit 100 --json',
+      ),
+    )
     .action(async (tenant: string, webhookId: string, o: Record<string, string | boolean | undefined>) => {
       const query = new URLSearchParams();
       for (const name of ['status', 'event', 'since', 'until', 'limit', 'cursor']) {
@@ -96,6 +113,7 @@ export function deliveriesCommand(request: OperatorRequest): Command {
     .command('show <tenant> <webhook-id> <delivery-id>')
     .description('one delivery: the exact body sent and every attempt')
     .option(...jsonOption)
+    .addHelpText('after', examples('deliveries show acme 42 dlv_01J9ZQ4T6V8X2N3M5K7P9R1S3T'))
     .action(async (tenant: string, webhookId: string, deliveryId: string, o: { json?: boolean }) => {
       const answer = await request(
         'GET',
@@ -109,6 +127,7 @@ export function deliveriesCommand(request: OperatorRequest): Command {
     .command('retry <tenant> <webhook-id> <delivery-id>')
     .description('deliver again now')
     .option(...jsonOption)
+    .addHelpText('after', examples('deliveries retry acme 42 dlv_01J9ZQ4T6V8X2N3M5K7P9R1S3T'))
     .action(async (tenant: string, webhookId: string, deliveryId: string, o: { json?: boolean }) => {
       const answer = await request(
         'POST',
@@ -122,6 +141,7 @@ export function deliveriesCommand(request: OperatorRequest): Command {
     .command('test <tenant> <webhook-id>')
     .description('send a webhook.test event to this webhook')
     .option(...jsonOption)
+    .addHelpText('after', examples('deliveries test acme 42'))
     .action(async (tenant: string, webhookId: string, o: { json?: boolean }) => {
       const answer = await request('POST', `${webhookPath(tenant, webhookId)}/test`);
       if (answer)
@@ -142,6 +162,13 @@ export function recoverCommand(request: OperatorRequest): Command {
     .option('--until <time>', 'created at or before (RFC 3339); default now')
     .option('--missing', 'also send the events of the window it missed while it was paused or switched off')
     .option(...jsonOption)
+    .addHelpText(
+      'after',
+      examples(
+        'recover acme 42 --since 2025-06-01T00:00:00Z',
+        'recover acme 42 --since 2025-06-01T00:00:00Z --until 2025-06-02T12:00:00Z --missing',
+      ),
+    )
     .action(
       async (
         tenant: string,
@@ -190,6 +217,7 @@ export function pruneCommand(request: OperatorRequest): Command {
   return new Command('prune')
     .description('remove deliveries, attempts and events older than RETENTION_DAYS (pending work stays)')
     .option(...jsonOption)
+    .addHelpText('after', examples('prune', 'RETENTION_DAYS=7 prune --json'))
     .action(async (o: { json?: boolean }) => {
       const answer = await request('POST', '/internal/v1/prune');
       if (!answer) return;

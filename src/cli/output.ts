@@ -37,3 +37,15 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr) {
     },
   };
 }
+
+/**
+ * The examples at the end of a command's `--help`: each a command line after `plandocket-webhooks`,
+ * environment variables first when it starts with some (`PORT=8081 portal-link acme`).
+ */
+export function examples(...commands: string[]): string {
+  const line = (command: string) => {
+    const [, env = '', args = command] = /^((?:[A-Z_]+=\S+ )*)(.*)$/.exec(command) ?? [];
+    return `  $ ${env}plandocket-webhooks ${args}`;
+  };
+  return `\nExample${commands.length > 1 ? 's' : ''}:\n${commands.map(line).join('\n')}\n`;
+}
