@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { clockPast } from './helpers/wait.js';
 
 /**
  * The command line as an operator uses it: `npx tsx src/cli.ts ...` in child processes, each test
@@ -385,7 +386,7 @@ describe('command line', () => {
           payload: { tenant: 'acme', type: 'invoice.paid', data: { n } },
         });
         expect(published.statusCode).toBe(202);
-        await sleep(2); // ids made in the same millisecond have no order among them
+        await clockPast(); // ids made in the same millisecond have no order among them
       }
       await app.close();
       // No worker runs here: the deliveries are made to have failed, as a worker would record it.

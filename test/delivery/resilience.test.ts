@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createService, type Service } from '../../src/server.js';
@@ -315,8 +316,10 @@ describe.skipIf(postgres.skip)('database outage [postgres]', () => {
     viaProxy.host = `127.0.0.1:${proxy.port}`;
     const dataDir = mkdtempSync(path.join(tmpdir(), 'pdw-outage-'));
     const config = loadConfig(baseEnv(dataDir, viaProxy.toString()));
+    const logged: string[] = [];
     const service = await createService(config, {
       role: 'all',
+      logger: pino({ level: 'warn' }, { write: (line: string) => logged.push(line) }),
       worker: { resolve: testResolver, ca: [certificate.cert] },
     });
     const direct = await openStore({ databaseUrl: db.url });
@@ -340,7 +343,12 @@ describe.skipIf(postgres.skip)('database outage [postgres]', () => {
           )
         ).status,
       ).toBe(503);
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      // The worker finds the database gone too before it comes back.
+      await waitFor(
+        () => /claiming deliveries failed|recording attempts failed/.test(logged.join('')),
+        undefined,
+        'the worker to find the database gone',
+      );
       await proxy.restore();
       await waitFor(
         async () => (await call('GET', '/api/v1/webhooks', undefined, key)).status === 200,
