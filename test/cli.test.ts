@@ -12,7 +12,8 @@ import { clockPast } from './helpers/wait.js';
  */
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const TIMEOUT = 90_000;
+// Each run takes about a second on an idle machine, many times that on a busy one.
+const TIMEOUT = 300_000;
 
 interface Run {
   code: number | null;
@@ -519,7 +520,7 @@ describe('command line', () => {
           child.on('exit', (code, signal) => resolve({ code, signal })),
         );
 
-        const deadline = Date.now() + 30_000;
+        const deadline = Date.now() + 120_000;
         for (;;) {
           if (child.exitCode !== null) throw new Error(`serve exited early:\n${output}`);
           if (Date.now() > deadline) throw new Error(`serve did not answer /healthz:\n${output}`);
@@ -575,8 +576,8 @@ describe('command line', () => {
         child.kill('SIGTERM');
         const result = await Promise.race([
           exited,
-          sleep(20_000).then(() => {
-            throw new Error(`serve did not stop within 20 s of SIGTERM:\n${output}`);
+          sleep(120_000).then(() => {
+            throw new Error(`serve did not stop within 120 s of SIGTERM:\n${output}`);
           }),
         ]);
         expect(result, output).toEqual({ code: 0, signal: null });

@@ -159,6 +159,6 @@ for (const database of DATABASES) {
         await worker.exited;
         await h.close();
       }
-    }, 60_000);
+    }, 300_000);
   });
 }
