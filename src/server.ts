@@ -37,7 +37,7 @@ export interface ServiceOptions {
   role?: Role;
   logger?: pino.Logger;
   /** Tests: see WorkerOptions. */
-  worker?: Pick<WorkerOptions, 'resolve' | 'ca'>;
+  worker?: Pick<WorkerOptions, 'resolve' | 'ca' | 'pollMs'>;
   /** Tests: see MailerOptions. */
   mailer?: Pick<MailerOptions, 'retryScheduleMs' | 'pollMs'>;
   /** False: the worker is made but not started (`serve` starts it once the process listens). */

@@ -27,6 +27,8 @@ export interface WorkerOptions {
   /** Tests: map host names to addresses of their choosing, and trust their CA. */
   resolve?: Resolver;
   ca?: string[];
+  /** How long the worker waits for due work without a wake-up (tests lengthen it: see POLL_MS). */
+  pollMs?: number;
 }
 
 /**
@@ -208,7 +210,7 @@ export class DeliveryWorker {
         this.cycleCompleted();
         failures = 0;
         if (full || this.woken || !this.running) continue;
-        await this.sleep(this.retryTimes.untilNext(claimedAt, Date.now(), POLL_MS));
+        await this.sleep(this.retryTimes.untilNext(claimedAt, Date.now(), this.options.pollMs ?? POLL_MS));
       } catch (error) {
         this.claiming = false;
         this.cycleCompleted();

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { describeContract, webhookBody } from '../helpers/harness.js';
+import { withinOneHour } from '../helpers/wait.js';
 
 describeContract('authentication and access', (h) => {
   it('accepts the key three ways: Bearer, X-API-Key and ?api_key=', async () => {
@@ -138,6 +139,7 @@ describeContract('authentication and access', (h) => {
 
   it('sends X-RateLimit headers, counted per tenant', async () => {
     const { key } = await h().tenant();
+    await withinOneHour();
     const first = await h().api('GET', '/api/v1/webhooks', { key });
     const second = await h().api('GET', '/api/v1/webhooks', { key });
     expect(first.headers['x-ratelimit-limit']).toBe('10000');
@@ -164,6 +166,7 @@ describeContract(
     it('answers 429 with Retry-After past the hourly limit, per tenant, shared by app instances', async () => {
       const a = await h().tenant();
       const b = await h().tenant();
+      await withinOneHour();
       for (let i = 0; i < 3; i++) {
         const res = await h().api('GET', '/api/v1/webhooks', { key: a.key });
         expect(res.statusCode).toBe(200);

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDeliveryHarness, type DeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
+import {
+  clockPast,
+  createDeliveryHarness,
+  type DeliveryHarness,
+  waitFor,
+} from '../helpers/delivery-harness.js';
 import { ADMIN_TOKEN, DATABASES } from '../helpers/harness.js';
 import type { Answer } from '../helpers/receiver.js';
 
@@ -19,8 +24,6 @@ const ITEM_FIELDS = [
   'is_test',
 ];
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Waits until every delivery of the webhook is in a final state; returns them oldest first. */
 const settled = (h: DeliveryHarness, webhookId: number, count: number) =>
   waitFor(
@@ -28,7 +31,7 @@ const settled = (h: DeliveryHarness, webhookId: number, count: number) =>
       const rows = await h.deliveries(webhookId);
       return rows.length === count && rows.every((r) => r.status !== 'pending') && rows;
     },
-    10_000,
+    undefined,
     `${count} deliveries of webhook ${webhookId} to settle`,
   );
 
@@ -77,7 +80,7 @@ for (const database of DATABASES) {
       // A millisecond apart at least: ids made in the same millisecond have no order among them.
       for (const type of types) {
         events.push(await h.publish(type, { n: events.length }));
-        await sleep(2);
+        await clockPast();
       }
       await settled(h, hook.id, 3);
       await settled(h, noise.id, 3);
@@ -143,17 +146,17 @@ for (const database of DATABASES) {
         retry_count: 0,
       });
       const t0 = Date.now();
-      await sleep(5);
+      await clockPast(t0);
       const a = await h.publish('invoice.paid', { fail: true });
-      await sleep(2);
+      await clockPast();
       const b = await h.publish('invoice.paid', {});
-      await sleep(5);
+      await clockPast();
       const t1 = Date.now();
-      await sleep(5);
+      await clockPast(t1);
       const c = await h.publish('contact.created', { fail: true });
-      await sleep(2);
+      await clockPast();
       const d = await h.publish('contact.created', {});
-      await sleep(5);
+      await clockPast();
       const t2 = Date.now();
       await settled(h, hook.id, 4);
 

@@ -2,6 +2,7 @@ import { expect, it } from 'vitest';
 import { timeOrderedId } from '../../src/domain/ids.js';
 import { newDeliveryRow } from '../../src/store/events.js';
 import { describeContract, type Harness, storeEvent, webhookBody } from '../helpers/harness.js';
+import { withinOneHour } from '../helpers/wait.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -130,6 +131,8 @@ describeContract('webhook statistics', (h) => {
 
   it('counts deliveries created in the window once each by current status, in the bucket they were created in; attempts by when they started', async () => {
     const { id: tenantId, key, webhookId } = await webhook(h());
+    // The rows are laid down in this hour and the ones before: the hour must not turn meanwhile.
+    await withinOneHour();
     const now = Date.now();
     const thisHour = Math.floor(now / HOUR) * HOUR;
     const today = Math.floor(now / DAY) * DAY;

@@ -77,12 +77,17 @@ for (const database of DATABASES) {
     });
 
     it('publishes idempotently with a client id', async () => {
-      await h.webhook({ url: h.receiver.url('/idem'), events: ['booth.assigned'] });
+      const hook = await h.webhook({ url: h.receiver.url('/idem'), events: ['booth.assigned'] });
       const first = await h.publish('booth.assigned', { booth: 'A1' }, 'order-1');
       const again = await h.publish('booth.assigned', { booth: 'A1' }, 'order-1');
       expect(again).toEqual({ ...first, duplicate: true });
-      await waitFor(() => h.receiver.at('/idem').length === 1);
-      await new Promise((r) => setTimeout(r, 300));
+      // One delivery was made, and it arrived once.
+      const [delivery, ...more] = await waitFor(async () => {
+        const rows = await h.deliveries(hook.id);
+        return rows.length > 0 && rows.every((d) => d.status === 'succeeded') && rows;
+      });
+      expect(more).toEqual([]);
+      expect(delivery?.attempts).toBe(1);
       expect(h.receiver.at('/idem')).toHaveLength(1);
     });
   });

@@ -1,9 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDeliveryHarness, type DeliveryHarness, waitFor } from '../helpers/delivery-harness.js';
+import {
+  clockPast,
+  createDeliveryHarness,
+  type DeliveryHarness,
+  waitFor,
+} from '../helpers/delivery-harness.js';
 import { DATABASES } from '../helpers/harness.js';
 import { makeCertificate, Receiver } from '../helpers/receiver.js';
 
-const settled = async (h: DeliveryHarness, webhookId: number, status: string, timeoutMs = 10_000) =>
+const settled = async (h: DeliveryHarness, webhookId: number, status: string, timeoutMs?: number) =>
   waitFor(
     async () => {
       const rows = await h.deliveries(webhookId);
@@ -54,8 +59,10 @@ for (const database of DATABASES) {
       expect(delivery.attempts).toBe(4);
       expect(delivery.next_attempt_at).toBeNull();
       expect(delivery.last_status_code).toBe(500);
-      await new Promise((r) => setTimeout(r, 500));
+      // Given up: the worker claims again, and sends it no more.
+      await h.caughtUp();
       expect(h.receiver.at('/down')).toHaveLength(4);
+      expect(await h.attempts(delivery.id)).toHaveLength(4);
       const webhook = (await h.tenantApi('GET', `/api/v1/webhooks/${hook.id}`)).body.data;
       expect(webhook.failure_count).toBe(4);
       expect(webhook.last_success_at).toBeNull();
@@ -125,7 +132,7 @@ for (const database of DATABASES) {
       );
       const hook = await h.webhook({ url: h.receiver.url('/busy'), events: ['invoice.paid'] });
       await h.publish('invoice.paid');
-      await settled(h, hook.id, 'succeeded', 8_000);
+      await settled(h, hook.id, 'succeeded');
       const [first, second] = h.receiver.at('/busy');
       expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(1900);
     });
@@ -166,11 +173,19 @@ for (const database of DATABASES) {
       await h.publish('invoice.paid');
       await waitFor(() => h.receiver.at('/paused').length >= 1);
       await h.tenantApi('PATCH', `/api/v1/webhooks/${hook.id}`, { is_active: false });
+      // Claims from now on see it paused; an attempt claimed before may still be on its way.
+      await h.caughtUp();
+      const [due] = await waitFor(async () => {
+        const rows = await h.deliveries(hook.id);
+        return rows[0]?.locked_by === null && rows;
+      });
       const seen = h.receiver.at('/paused').length;
-      await new Promise((r) => setTimeout(r, 800));
-      expect(h.receiver.at('/paused').length).toBeLessThanOrEqual(seen + 1);
+      // Its retry falls due while it is paused, and the worker claims after that: it is held.
+      await clockPast(Number(due.next_attempt_at));
+      await h.caughtUp();
+      expect(h.receiver.at('/paused')).toHaveLength(seen);
       const [held] = await h.deliveries(hook.id);
-      expect(held.status).toBe('pending');
+      expect(held).toMatchObject({ status: 'pending', attempts: due.attempts, locked_by: null });
       healthy = true;
       await h.tenantApi('PATCH', `/api/v1/webhooks/${hook.id}`, { is_active: true });
       await settled(h, hook.id, 'succeeded');
@@ -188,7 +203,8 @@ for (const database of DATABASES) {
       expect((await h.tenantApi('DELETE', `/api/v1/webhooks/${hook.id}`)).status).toBe(204);
       await settled(h, hook.id, 'cancelled');
       const seen = h.receiver.at('/deleted').length;
-      await new Promise((r) => setTimeout(r, 600));
+      // The worker claims again, and sends it no more (an attempt claimed before may still arrive).
+      await h.caughtUp();
       expect(h.receiver.at('/deleted').length).toBeLessThanOrEqual(seen + 1);
     });
 

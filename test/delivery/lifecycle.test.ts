@@ -14,9 +14,14 @@ async function webhooksOfOneHost(h: DeliveryHarness, prefix: string, count: numb
 for (const database of DATABASES) {
   describe.skipIf(database.skip)(`worker lifecycle [${database.name}]`, () => {
     it('on shutdown finishes what finishes within the grace period and releases the rest', async () => {
-      const h = await createDeliveryHarness(database, { SHUTDOWN_GRACE: '1s' });
+      const h = await createDeliveryHarness(database, { SHUTDOWN_GRACE: '5s' });
       try {
-        h.receiver.on('/quick', () => ({ status: 200, delayMs: 300 }));
+        // Answered once the shutdown has begun: in flight then, and done well within the grace period.
+        let answerQuick = () => {};
+        const quickAnswered = new Promise<void>((resolve) => {
+          answerQuick = resolve;
+        });
+        h.receiver.on('/quick', () => ({ status: 200, after: quickAnswered }));
         h.receiver.on('/stuck', () => ({ hang: true }));
         const quick = await h.webhook({ url: h.receiver.url('/quick'), events: ['invoice.paid'] });
         const stuck = await h.webhook({
@@ -26,7 +31,9 @@ for (const database of DATABASES) {
         });
         await h.publish('invoice.paid');
         await waitFor(() => h.receiver.at('/quick').length === 1 && h.receiver.at('/stuck').length === 1);
-        await h.service.worker?.stop();
+        const stopping = h.service.worker?.stop();
+        answerQuick();
+        await stopping;
         const [done] = await h.deliveries(quick.id);
         expect(done).toMatchObject({ status: 'succeeded', attempts: 1 });
         const [released] = await h.deliveries(stuck.id);
@@ -111,8 +118,9 @@ for (const database of DATABASES) {
     });
 
     it('drains one webhook a few slots at a time without waiting for the poll', async () => {
-      // Every completion must lead to the next claim; a missed one waits for the 5 s poll.
-      const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '3' });
+      // Every completion must lead to the next claim: with the poll an hour away, a missed one
+      // leaves the rest waiting for it.
+      const h = await createDeliveryHarness(database, { WEBHOOK_CONCURRENCY: '3' }, { pollMs: 3_600_000 });
       try {
         h.receiver.on('/serial', () => ({ status: 200, delayMs: 5 }));
         const hook = await h.webhook({ url: h.receiver.url('/serial'), events: ['participant.added'] });
@@ -121,7 +129,7 @@ for (const database of DATABASES) {
         });
         await waitFor(
           async () => (await h.deliveries(hook.id)).filter((d) => d.status === 'succeeded').length === 40,
-          8_000,
+          undefined,
           'forty deliveries, three at a time',
         );
       } finally {
@@ -137,7 +145,7 @@ for (const database of DATABASES) {
         await h.publish('participant.added');
         await waitFor(
           () => h.receiver.requests.filter((r) => r.path.startsWith('/shared/')).length === 12,
-          10_000,
+          undefined,
           'one delivery to each of twelve webhooks',
         );
         // Twelve at once would open twelve connections; at most four were open, and they were reused.
@@ -163,7 +171,7 @@ for (const database of DATABASES) {
           for (let i = 0; i < 3; i++) await h.publish('invoice.paid');
           await waitFor(
             () => h.receiver.at('/one').length === 3,
-            10_000,
+            undefined,
             'all three sent while no outcome is written',
           );
           expect((await h.deliveries(hook.id)).map((d) => [d.status, d.attempts])).toEqual([
@@ -178,7 +186,7 @@ for (const database of DATABASES) {
           await blocker.query('commit');
           await waitFor(
             async () => (await h.deliveries(hook.id)).every((d) => d.status === 'succeeded'),
-            10_000,
+            undefined,
             'the outcomes, once written',
           );
           expect(h.receiver.at('/one')).toHaveLength(3);
@@ -199,7 +207,7 @@ for (const database of DATABASES) {
         await h.publish('participant.added');
         await waitFor(
           async () => (await h.deliveries()).filter((d) => d.status === 'succeeded').length === 12,
-          10_000,
+          undefined,
           'twelve deliveries in flight together, then done',
         );
         expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
@@ -220,14 +228,19 @@ for (const database of DATABASES) {
         });
         const fast = await h.webhook({ url: h.receiver.url('/fast'), events: ['participant.added'] });
         for (let i = 0; i < 10; i++) await h.publish('participant.added');
-        await waitFor(() => h.receiver.at('/fast').length === 10, 10_000, 'the fast webhook to get all ten');
+        // The slow webhook's two requests are sent beside the fast ones: wait for them as well.
+        await waitFor(
+          () => h.receiver.at('/fast').length === 10 && h.receiver.at('/slow').length >= 2,
+          undefined,
+          'the fast webhook to get all ten, and the slow one two',
+        );
         expect(h.receiver.at('/slow')).toHaveLength(2);
         const slowRows = await h.deliveries(slow.id);
         expect(slowRows.filter((d) => d.locked_by !== null)).toHaveLength(2);
         // The outcome is written after the answer arrives: wait for it, do not race it.
         await waitFor(
           async () => (await h.deliveries(fast.id)).every((d) => d.status === 'succeeded'),
-          10_000,
+          undefined,
           "the fast webhook's ten outcomes",
         );
       } finally {

@@ -216,7 +216,7 @@ for (const database of DATABASES) {
       });
       worker.start();
       try {
-        await waitFor(async () => (await h.deliveries(live.id)).length === 1, 10_000, 'pruning');
+        await waitFor(async () => (await h.deliveries(live.id)).length === 1, undefined, 'pruning');
       } finally {
         await worker.stop();
       }

@@ -12,6 +12,9 @@ import { checkAnswersAgainstDocuments } from './contract.js';
 import type { DATABASES } from './harness.js';
 import { ADMIN_TOKEN } from './harness.js';
 import { makeCertificate, Receiver, type TestCertificate, verifyAllWays } from './receiver.js';
+import { waitFor } from './wait.js';
+
+export { clockPast, waitFor } from './wait.js';
 
 /** Test host names: the receiver, and names that resolve to addresses webhooks may not reach. */
 export const TEST_HOSTS: Record<string, string[]> = {
@@ -106,13 +109,20 @@ export interface DeliveryHarness {
   /** The deliveries table rows (optionally of one webhook). */
   deliveries(webhookId?: number): Promise<any[]>;
   attempts(deliveryId: string): Promise<any[]>;
+  /**
+   * Waits until the worker has claimed since this call: a test event, sent now to a paused
+   * webhook of its own, has been delivered. Whatever was due before the call and could be claimed
+   * has been claimed by then (the worker's claims follow one another): what is still unclaimed
+   * was held. Nothing else gets the test event.
+   */
+  caughtUp(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function createDeliveryHarness(
   database: (typeof DATABASES)[number],
   env: Record<string, string> = {},
-  options: { role?: Role; certificate?: TestCertificate } = {},
+  options: { role?: Role; certificate?: TestCertificate; pollMs?: number } = {},
 ): Promise<DeliveryHarness> {
   const certificate = options.certificate ?? (await makeCertificate());
   const receiver = await new Receiver(certificate).start();
@@ -133,7 +143,11 @@ export async function createDeliveryHarness(
   const service = await createService(config, {
     role: options.role ?? 'all',
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'error' }),
-    worker: { resolve: testResolver, ca: [certificate.cert] },
+    worker: {
+      resolve: testResolver,
+      ca: [certificate.cert],
+      ...(options.pollMs && { pollMs: options.pollMs }),
+    },
   });
   const app = service.app;
   if (!app) throw new Error('the delivery harness needs the API');
@@ -167,8 +181,9 @@ export async function createDeliveryHarness(
     const path = new URL(url).pathname;
     secretsByPath.set(path, [...(secretsByPath.get(path) ?? []), secret]);
   };
+  let witness: number | undefined;
 
-  return {
+  const harness: DeliveryHarness = {
     config,
     service,
     receiver,
@@ -214,6 +229,19 @@ export async function createDeliveryHarness(
         .orderBy('number')
         .execute();
     },
+    async caughtUp() {
+      witness ??= (
+        await harness.webhook({ url: receiver.url('/caught-up'), events: ['invoice.paid'], is_active: false })
+      ).id;
+      const sent = await tenantApi('POST', `/api/v1/webhooks/${witness}/test`);
+      if (sent.status !== 202) throw new Error(`test event: ${JSON.stringify(sent.body)}`);
+      await waitFor(
+        async () =>
+          (await harness.deliveries(witness)).find((d) => d.id === sent.body.data.id)?.status === 'succeeded',
+        undefined,
+        'a test event claimed after the call',
+      );
+    },
     async close() {
       await service.close();
       await receiver.stop();
@@ -235,25 +263,5 @@ export async function createDeliveryHarness(
       }
     },
   };
-}
-
-type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
-
-/** Waits until the clock has passed `mark` (ms): what happens next has a later time. */
-export const clockPast = (mark = Date.now()) =>
-  waitFor(() => Date.now() > mark, 1_000, 'the clock to move on');
-
-/** Polls until `check` returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(
-  check: () => Promise<T> | T,
-  timeoutMs = 10_000,
-  what = 'condition',
-): Promise<Truthy<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as Truthy<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  return harness;
 }

@@ -52,7 +52,8 @@ export async function startServe(
   const exited = new Promise<number | string>((resolve) =>
     child.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
-  const deadline = Date.now() + 20_000;
+  // Starting takes a second or two, far longer on a busy machine.
+  const deadline = Date.now() + 120_000;
   while (!/is listening on port|worker started/.test(output)) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');

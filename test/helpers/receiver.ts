@@ -20,6 +20,8 @@ export interface Answer {
   headers?: Record<string, string>;
   body?: string | Buffer;
   delayMs?: number;
+  /** Answers once this settles: a request held in flight until the test lets it go. */
+  after?: Promise<unknown>;
   hang?: boolean;
   destroy?: boolean;
 }
@@ -134,7 +136,8 @@ export class Receiver {
         res.writeHead(answer.status ?? 200, answer.headers ?? { 'content-type': 'application/json' });
         res.end(answer.body ?? '{"ok":true}');
       };
-      if (answer.delayMs) setTimeout(reply, answer.delayMs);
+      if (answer.after) answer.after.then(reply, reply);
+      else if (answer.delayMs) setTimeout(reply, answer.delayMs);
       else reply();
     });
   }

@@ -138,7 +138,14 @@ for (const database of DATABASES) {
       expect(await db.transaction().execute((trx) => queueMail(trx, mail))).toBe(false);
       wakeMailers(m.service.store);
 
-      await waitFor(async () => (await m.mails())[0]?.status === 'sent', 15_000, 'the mail to be sent');
+      // Recorded as sent, then counted: wait for both.
+      await waitFor(
+        async () =>
+          (await m.mails())[0]?.status === 'sent' &&
+          (await m.metric('webhook_mails_total{outcome="sent"}')) > 0,
+        undefined,
+        'the mail to be sent and counted',
+      );
       expect(server.received).toHaveLength(1);
       const [received] = server.received;
       expect(received?.from).toBe('webhooks@plandocket.test');
@@ -202,18 +209,19 @@ for (const database of DATABASES) {
       ).toBe(true);
       wakeMailers(m.service.store);
 
-      // Tried, refused, due again: still pending.
+      // Tried, refused, due again: still pending. Each try is recorded, then counted and logged.
+      const warned = () => m.logs.filter((l) => l.msg === 'mail not sent; trying again later');
       const [failing] = await waitFor(
         async () => {
           const rows = await m.mails();
-          return rows[0]?.attempts >= 2 ? rows : undefined;
+          return rows[0]?.attempts >= 2 && warned().length >= 2 ? rows : undefined;
         },
-        15_000,
+        undefined,
         'two failed tries',
       );
       expect(failing).toMatchObject({ status: 'pending', sent_at: null });
       expect(failing.last_error).toMatch(/ECONNREFUSED/);
-      const warnings = m.logs.filter((l) => l.msg === 'mail not sent; trying again later');
+      const warnings = warned();
       expect(warnings.length).toBeGreaterThanOrEqual(2);
       expect(warnings[0]).toMatchObject({
         component: 'mailer',
@@ -230,7 +238,14 @@ for (const database of DATABASES) {
 
       const server = await mailServer();
       await server.start(port);
-      await waitFor(async () => (await m.mails())[0]?.status === 'sent', 15_000, 'the mail to be sent');
+      // Recorded as sent, then counted: wait for both.
+      await waitFor(
+        async () =>
+          (await m.mails())[0]?.status === 'sent' &&
+          (await m.metric('webhook_mails_total{outcome="sent"}')) > 0,
+        undefined,
+        'the mail to be sent and counted',
+      );
       expect(server.received.map((r) => r.to)).toEqual([['ops@acme.example']]);
       expect(await m.metric('webhook_mails_total{outcome="sent"}')).toBe(1);
       expect(await m.metric('webhook_mails_pending')).toBe(0);
@@ -248,7 +263,14 @@ for (const database of DATABASES) {
       const { id: tenantId } = await m.tenant('gone@acme.example');
       await queueMail(m.service.store.db, { tenantId, subject: 'Recovered', text: 'Deliveries flow again.' });
       wakeMailers(m.service.store);
-      await waitFor(async () => (await m.mails())[0]?.status === 'failed', 15_000, 'the mail to be given up');
+      // Recorded as given up, then counted and logged: wait for all of it.
+      await waitFor(
+        async () =>
+          (await m.mails())[0]?.status === 'failed' &&
+          m.logs.some((l) => l.msg === 'mail not sent; given up'),
+        undefined,
+        'the mail to be given up',
+      );
       const [row] = await m.mails();
       expect(row).toMatchObject({ attempts: 1, next_attempt_at: null });
       expect(row.last_error).toMatch(/550/);
@@ -295,7 +317,13 @@ for (const database of DATABASES) {
       expect(await queueMail(m.service.store.db, { tenantId, subject: 's', text: 't' })).toBe(true);
       // Given up at upkeep: when the mailer starts, and every few minutes after.
       m.service.mailer?.start();
-      await waitFor(async () => (await m.mails())[0]?.status === 'failed', 10_000, 'the mail to be given up');
+      await waitFor(
+        async () =>
+          (await m.mails())[0]?.status === 'failed' &&
+          m.logs.some((l) => l.component === 'mailer' && /SMTP_URL is not set/.test(l.msg)),
+        undefined,
+        'the mail to be given up',
+      );
       expect((await m.mails())[0]).toMatchObject({ attempts: 0, last_error: 'SMTP_URL is not set' });
       expect(m.logs.some((l) => l.component === 'mailer' && /SMTP_URL is not set/.test(l.msg))).toBe(true);
     });

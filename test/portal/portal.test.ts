@@ -244,7 +244,7 @@ describe('tenant portal in Chromium', () => {
       await page.getByRole('button', { name: 'Hide' }).click();
 
       await h.publish('booth.assigned', { booth: 'A12' });
-      const received = await waitFor(() => h.receiver.at('/portal-hook')[0], 10_000, 'a delivery');
+      const received = await waitFor(() => h.receiver.at('/portal-hook')[0], undefined, 'a delivery');
       expect(received.headers['x-portal-test']).toBe('from-the-portal');
       expect(received.headers['x-webhook-event']).toBe('booth.assigned');
     },
@@ -292,7 +292,7 @@ describe('tenant portal in Chromium', () => {
       await h.publish('invoice.paid', { invoice_id: 42 });
       await waitFor(
         async () => (await h.deliveries(webhook.id)).some((d) => d.status === 'failed'),
-        15_000,
+        undefined,
         'a failed delivery',
       );
 
@@ -463,7 +463,7 @@ describe('tenant portal in Chromium', () => {
       await page.getByText('No failed deliveries in this window; 1 missed event queued.').waitFor();
       const received = await waitFor(
         () => h.receiver.at('/portal-hook').find((r) => JSON.parse(r.body).id === missed.id),
-        10_000,
+        undefined,
         'the missed event',
       );
       expect(received.headers['x-webhook-event']).toBe('invoice.paid');

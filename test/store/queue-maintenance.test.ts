@@ -5,7 +5,7 @@ import { claimCandidates, refreshQueueStatistics } from '../../src/store/deliver
 import { newDeliveryRow } from '../../src/store/events.js';
 import { createTenant } from '../../src/store/tenants.js';
 import { createWebhook } from '../../src/store/webhooks.js';
-import { freshDatabaseUrl } from '../helpers/delivery-harness.js';
+import { freshDatabaseUrl, waitFor } from '../helpers/delivery-harness.js';
 import { DATABASES, storedWebhook, storeEvent } from '../helpers/harness.js';
 
 const postgres = DATABASES.find((d) => d.name === 'postgres');
@@ -71,17 +71,20 @@ describe.skipIf(!postgres || postgres.skip)('queue maintenance on postgres', () 
     const { vacuumed } = await refreshQueueStatistics(store);
     expect(vacuumed).toBe(setting === 'off');
     // The statistics views lag a little behind the work itself.
-    let stats: { last_vacuum: Date | null; last_analyze: Date | null } | undefined;
-    for (let i = 0; i < 50 && !stats?.last_analyze; i++) {
-      await sql`select pg_stat_clear_snapshot()`.execute(store.db);
-      stats = (
-        await sql<{ last_vacuum: Date | null; last_analyze: Date | null }>`
-          select last_vacuum, last_analyze from pg_stat_user_tables
-          where relname = 'deliveries' and schemaname = current_schema()`.execute(store.db)
-      ).rows[0];
-      if (!stats?.last_analyze) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(stats?.last_analyze).toBeInstanceOf(Date);
-    expect(stats?.last_vacuum !== null).toBe(vacuumed);
+    const stats = await waitFor(
+      async () => {
+        await sql`select pg_stat_clear_snapshot()`.execute(store.db);
+        const row = (
+          await sql<{ last_vacuum: Date | null; last_analyze: Date | null }>`
+            select last_vacuum, last_analyze from pg_stat_user_tables
+            where relname = 'deliveries' and schemaname = current_schema()`.execute(store.db)
+        ).rows[0];
+        return row?.last_analyze && row;
+      },
+      undefined,
+      'the statistics views to show the analyze',
+    );
+    expect(stats.last_analyze).toBeInstanceOf(Date);
+    expect(stats.last_vacuum !== null).toBe(vacuumed);
   });
 });
