@@ -19,7 +19,7 @@ import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { describeDatabaseUrl } from '../src/cli/database.js';
 import { buildProgram } from '../src/cli/program.js';
-import { clockPast } from './helpers/wait.js';
+import { clockPast, waitFor } from './helpers/wait.js';
 
 /**
  * The command line as an operator uses it: `src/cli.ts` run by tsx in child processes, each test
@@ -145,8 +145,6 @@ function freePort(): Promise<number> {
     });
   });
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('command line', () => {
   let dataDir: string;
@@ -804,18 +802,20 @@ describe('command line', () => {
         child.stderr.on('data', (chunk) => {
           output += chunk;
         });
-        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-          child.on('exit', (code, signal) => resolve({ code, signal })),
-        );
+        let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+        child.on('exit', (code, signal) => {
+          exit = { code, signal };
+        });
+        /** Waits for `state` of the process, its output in the error when it does not come. */
+        const serveTo = <T>(what: string, state: () => Promise<T> | T) =>
+          waitFor(state, 120_000, `serve to ${what}`).catch((error: Error) => {
+            throw new Error(`${error.message}:\n${output}`);
+          });
 
-        const deadline = Date.now() + 120_000;
-        for (;;) {
-          if (child.exitCode !== null) throw new Error(`serve exited early:\n${output}`);
-          if (Date.now() > deadline) throw new Error(`serve did not answer /healthz:\n${output}`);
-          const health = await fetch(`${base}/healthz`).catch(() => undefined);
-          if (health?.status === 200) break;
-          await sleep(100);
-        }
+        await serveTo('answer /healthz', async () => {
+          if (exit) throw new Error(`serve exited early:\n${output}`);
+          return (await fetch(`${base}/healthz`).catch(() => undefined))?.status === 200;
+        });
         const ready = await fetch(`${base}/readyz`);
         expect(ready.status).toBe(200);
         expect(await ready.json()).toMatchObject({ status: 'ready' });
@@ -862,12 +862,7 @@ describe('command line', () => {
         expect((await fetch(`${base}/api/v1/webhooks`, { headers: auth })).status).toBe(401);
 
         child.kill('SIGTERM');
-        const result = await Promise.race([
-          exited,
-          sleep(120_000).then(() => {
-            throw new Error(`serve did not stop within 120 s of SIGTERM:\n${output}`);
-          }),
-        ]);
+        const result = await serveTo('stop after SIGTERM', () => exit);
         expect(result, output).toEqual({ code: 0, signal: null });
         await expect(fetch(`${base}/healthz`)).rejects.toThrow();
       },

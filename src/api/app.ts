@@ -184,17 +184,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(portalFiles(), { prefix: '/portal' });
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/portal/'));
   app.get('/metrics', { schema: { hide: true } }, metricsHandler(metrics));
-  const documents = new Map<string, object>();
+  // Made once, when first asked for (the routes are all known by then); the server is where the
+  // request came to, unless PUBLIC_URL says otherwise.
+  const documents = new Map<Surface, object>();
   const document = (surface: Surface) => async (request: FastifyRequest) => {
-    const origin = publicOrigin(config, request);
-    const key = `${surface} ${origin}`;
-    let doc = documents.get(key);
-    if (!doc) {
-      doc = apiDocument(app.swagger(), surface, origin);
-      if (documents.size > 100) documents.clear();
-      documents.set(key, doc);
-    }
-    return doc;
+    const doc = documents.get(surface) ?? apiDocument(app.swagger(), surface);
+    documents.set(surface, doc);
+    return { ...doc, servers: [{ url: publicOrigin(config, request), description: 'This service.' }] };
   };
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, document('public'));
   app.get(

@@ -20,6 +20,9 @@ export function notFound(kind: string, id: string): ApiError {
   return new ApiError(404, `${kind} ${shown} not found.`);
 }
 
+/** A 404 for a tenant slug that names none: `Tenant 'acme' not found.` */
+export const tenantNotFound = (slug: string) => notFound('Tenant', `'${slug}'`);
+
 /** Path ids are positive integers; anything else names nothing, so it is a 404 naming the `kind`. */
 export function parseId(raw: string, kind: string): number {
   const id = /^[1-9]\d{0,15}$/.test(raw) ? Number(raw) : Number.NaN;

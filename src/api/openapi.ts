@@ -183,8 +183,8 @@ function completeOperation(method: string, operation: Operation, surface: Surfac
   delete operation['x-body-optional'];
 }
 
-/** One surface's document, from the document of every route. */
-export function apiDocument(all: object, surface: Surface, origin: string): Json {
+/** One surface's document, from the document of every route; `servers` is added per request. */
+export function apiDocument(all: object, surface: Surface): Json {
   const spec = SURFACES[surface];
   const doc = structuredClone(all) as Document;
   doc.paths = Object.fromEntries(Object.entries(doc.paths).filter(([path]) => path.startsWith(spec.prefix)));
@@ -196,7 +196,6 @@ export function apiDocument(all: object, surface: Surface, origin: string): Json
   return {
     ...doc,
     info: { ...(doc.info as Json), ...spec.info },
-    servers: [{ url: origin, description: 'This service.' }],
     security: spec.security,
     tags: spec.tags,
     components: {

@@ -32,6 +32,15 @@ interface MailService {
   mails(): Promise<any[]>;
 }
 
+/** The first mail recorded as sent, then counted: waits for both. */
+const sentAndCounted = (m: MailService) =>
+  waitFor(
+    async () =>
+      (await m.mails())[0]?.status === 'sent' && (await m.metric('webhook_mails_total{outcome="sent"}')) > 0,
+    undefined,
+    'the mail to be sent and counted',
+  );
+
 for (const database of DATABASES) {
   describe.skipIf(database.skip)(`notification mail [${database.name}]`, () => {
     const cleanups: (() => Promise<void>)[] = [];
@@ -138,14 +147,7 @@ for (const database of DATABASES) {
       expect(await db.transaction().execute((trx) => queueMail(trx, mail))).toBe(false);
       wakeMailers(m.service.store);
 
-      // Recorded as sent, then counted: wait for both.
-      await waitFor(
-        async () =>
-          (await m.mails())[0]?.status === 'sent' &&
-          (await m.metric('webhook_mails_total{outcome="sent"}')) > 0,
-        undefined,
-        'the mail to be sent and counted',
-      );
+      await sentAndCounted(m);
       expect(server.received).toHaveLength(1);
       const [received] = server.received;
       expect(received?.from).toBe('webhooks@plandocket.test');
@@ -238,14 +240,7 @@ for (const database of DATABASES) {
 
       const server = await mailServer();
       await server.start(port);
-      // Recorded as sent, then counted: wait for both.
-      await waitFor(
-        async () =>
-          (await m.mails())[0]?.status === 'sent' &&
-          (await m.metric('webhook_mails_total{outcome="sent"}')) > 0,
-        undefined,
-        'the mail to be sent and counted',
-      );
+      await sentAndCounted(m);
       expect(server.received.map((r) => r.to)).toEqual([['ops@acme.example']]);
       expect(await m.metric('webhook_mails_total{outcome="sent"}')).toBe(1);
       expect(await m.metric('webhook_mails_pending')).toBe(0);

@@ -112,6 +112,16 @@ export function DeliveriesChart({ series, bucket }: { series: StatsBucket[]; buc
     const at = (k: number) => Number(u.data[k]?.[i] ?? 0);
     return String(at(s) - (s < 3 ? at(s + 1) : 0));
   };
+  /** The bars of data series `s`: the part of the running total it adds, in its colour. */
+  const bar = (label: string, s: number, colour: string): uPlot.Series => ({
+    label,
+    value: (u, _v, _s, i) => part(u, s, i),
+    stroke: colour,
+    fill: `${colour}cc`,
+    width: 0,
+    paths: bars,
+    points: { show: false },
+  });
   const options: Omit<uPlot.Options, 'width'> = {
     height: 200,
     legend: { show: true },
@@ -127,33 +137,9 @@ export function DeliveriesChart({ series, bucket }: { series: StatsBucket[]; buc
     ],
     series: [
       { label: bucket === 'hour' ? 'Hour' : 'Day' },
-      {
-        label: 'Pending',
-        value: (u, _v, _s, i) => part(u, 1, i),
-        stroke: GREY,
-        fill: `${GREY}cc`,
-        width: 0,
-        paths: bars,
-        points: { show: false },
-      },
-      {
-        label: 'Failed',
-        value: (u, _v, _s, i) => part(u, 2, i),
-        stroke: RED,
-        fill: `${RED}cc`,
-        width: 0,
-        paths: bars,
-        points: { show: false },
-      },
-      {
-        label: 'Succeeded',
-        value: (u, _v, _s, i) => part(u, 3, i),
-        stroke: GREEN,
-        fill: `${GREEN}cc`,
-        width: 0,
-        paths: bars,
-        points: { show: false },
-      },
+      bar('Pending', 1, GREY),
+      bar('Failed', 2, RED),
+      bar('Succeeded', 3, GREEN),
     ],
   };
   const sum = (key: 'succeeded' | 'failed' | 'pending') => series.reduce((a, b) => a + b[key], 0);

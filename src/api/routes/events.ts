@@ -8,7 +8,7 @@ import type { Store } from '../../store/db.js';
 import { type NewEvent, type PublishedEvent, publishEvents } from '../../store/events.js';
 import { findTenantBySlug, type Tenant } from '../../store/tenants.js';
 import { operatorAuth } from '../auth.js';
-import { ApiError, fieldErrorsFromSchema, notFound, validationFailed } from '../errors.js';
+import { ApiError, fieldErrorsFromSchema, tenantNotFound, validationFailed } from '../errors.js';
 import { meta } from '../present.js';
 import { ErrorBody, envelope, MapOf, Text } from '../schemas.js';
 import { validators } from '../validators.js';
@@ -116,7 +116,7 @@ export function eventRoutes(config: Config, store: Store): FastifyPluginAsyncTyp
       );
     }
     const tenant = tenants.get(input.tenant);
-    if (!tenant) return { status: 404, error: notFound('Tenant', `'${input.tenant}'`).message };
+    if (!tenant) return { status: 404, error: tenantNotFound(input.tenant).message };
     // Publishable are the subscribable types; `*` is only a subscription.
     if (input.type === ALL_EVENTS || !isSubscribable(input.type)) {
       return {

@@ -15,7 +15,7 @@ import {
   updateTenant,
 } from '../../store/tenants.js';
 import { operatorAuth } from '../auth.js';
-import { notFound, parseId, validationFailed } from '../errors.js';
+import { notFound, parseId, tenantNotFound, validationFailed } from '../errors.js';
 import { iso, meta, presentTenant } from '../present.js';
 import {
   CreateApiKeyBody,
@@ -42,7 +42,7 @@ function checkNotificationEmail(value: string | null | undefined): void {
 /** The tenant named in an operator URL; a 404 when there is none. */
 export async function tenantOr404(store: Store, slug: string): Promise<TenantRecord> {
   const tenant = isSlug(slug) ? await findTenantBySlug(store, slug) : undefined;
-  if (!tenant) throw notFound('Tenant', `'${slug}'`);
+  if (!tenant) throw tenantNotFound(slug);
   return tenant;
 }
 
@@ -108,13 +108,13 @@ export function tenantRoutes(config: Config, store: Store): FastifyPluginAsyncTy
       async (request) => {
         const { features, ...rest } = request.body;
         const slug = request.params.slug;
-        if (!isSlug(slug)) throw notFound('Tenant', `'${slug}'`);
+        if (!isSlug(slug)) throw tenantNotFound(slug);
         checkNotificationEmail(rest.notification_email);
         const tenant = await updateTenant(store, request.params.slug, {
           ...rest,
           ...(features && { features: dedupe(features) }),
         });
-        if (!tenant) throw notFound('Tenant', `'${slug}'`);
+        if (!tenant) throw tenantNotFound(slug);
         return { data: presentTenant(tenant, config.maxWebhooksPerTenant), meta: meta(request) };
       },
     );
